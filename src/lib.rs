@@ -1,0 +1,36 @@
+//! logbus: Kafka and ZooKeeper as a Rust library.
+//!
+//! An application links logbus in, opens a directory, and gets partitioned, durable, append-only
+//! logs in Kafka's on-disk format, and a coordinator with ZooKeeper's semantics, without running
+//! a server.
+//!
+//! # Layout
+//! - [`record`]: Kafka's record batch v2 format, pure encode and decode.
+//! - [`log`]: one partition's log on disk: segments, indexes, recovery, retention.
+//! - [`coordinator`]: the `Coordinator` trait with ZooKeeper's model and its in-memory
+//!   implementation.
+//!
+//! # Example
+//! ```
+//! use logbus::log::{Log, LogConfig};
+//! use logbus::record::Header;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let log = Log::open(dir.path().join("events-0"), LogConfig::default())?;
+//! let appended = log.append_records(&[(Some(&b"key"[..]), Some(&b"hello"[..]))], 0)?;
+//! let read = log.read(appended.base_offset, 1 << 20)?;
+//! for batch in read.batches() {
+//!     for record in batch?.records()? {
+//!         let record = record?;
+//!         assert_eq!(record.value.as_deref(), Some(&b"hello"[..]));
+//!     }
+//! }
+//! # let _ = Header::new("h", None);
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod coordinator;
+pub mod log;
+pub mod record;
