@@ -12,13 +12,13 @@
 //!
 //! # Example
 //! ```
-//! use logbus::log::{Log, LogConfig};
-//! use logbus::record::Header;
+//! use logbus::log::{Log, LogConfig, NewRecord};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let dir = tempfile::tempdir()?;
 //! let log = Log::open(dir.path().join("events-0"), LogConfig::default())?;
-//! let appended = log.append_records(&[(Some(&b"key"[..]), Some(&b"hello"[..]))], 0)?;
+//! let record = NewRecord { timestamp: 1_700_000_000_000, key: Some(b"key"), value: Some(b"hello"), headers: &[] };
+//! let appended = log.append_records(&[record], 0)?;
 //! let read = log.read(appended.base_offset, 1 << 20)?;
 //! for batch in read.batches() {
 //!     for record in batch?.records()? {
@@ -26,11 +26,11 @@
 //!         assert_eq!(record.value.as_deref(), Some(&b"hello"[..]));
 //!     }
 //! }
-//! # let _ = Header::new("h", None);
 //! # Ok(())
 //! # }
 //! ```
 
+pub mod clock;
 pub mod coordinator;
 pub mod log;
 pub mod record;

@@ -312,28 +312,8 @@ impl RecordBatch {
         bytes: &Bytes,
         max_batch_bytes: usize,
     ) -> Result<(RecordBatch, Bytes), DecodeError> {
-        let header = BatchHeader::decode(bytes)?;
+        let header = validate(bytes, max_batch_bytes)?;
         let total = header.total_bytes();
-        if total > max_batch_bytes {
-            return Err(DecodeError::BadBatchLength {
-                length: i64::from(header.batch_length),
-                min: BATCH_HEADER_BYTES - LOG_OVERHEAD_BYTES,
-                max: max_batch_bytes.saturating_sub(LOG_OVERHEAD_BYTES),
-            });
-        }
-        if total > bytes.len() {
-            return Err(DecodeError::Truncated {
-                needed: total,
-                available: bytes.len(),
-            });
-        }
-        let computed = crc32c::crc32c(&bytes[ATTRIBUTES_AT..total]);
-        if computed != header.crc {
-            return Err(DecodeError::CrcMismatch {
-                stored: header.crc,
-                computed,
-            });
-        }
         Ok((
             RecordBatch {
                 header,
@@ -393,6 +373,38 @@ impl RecordBatch {
             self.bytes.slice(BATCH_HEADER_BYTES..),
         ))
     }
+}
+
+/// Checks the batch at the start of `buf`: header, length within `max_batch_bytes` and within the
+/// input, and CRC. Returns its header; the batch is the first `header.total_bytes()` bytes.
+///
+/// # Errors
+/// As [`BatchHeader::decode`], `BadBatchLength` above `max_batch_bytes`, `Truncated` when the
+/// batch runs past `buf`, `CrcMismatch`.
+pub fn validate(buf: &[u8], max_batch_bytes: usize) -> Result<BatchHeader, DecodeError> {
+    let header = BatchHeader::decode(buf)?;
+    let total = header.total_bytes();
+    if total > max_batch_bytes {
+        return Err(DecodeError::BadBatchLength {
+            length: i64::from(header.batch_length),
+            min: BATCH_HEADER_BYTES - LOG_OVERHEAD_BYTES,
+            max: max_batch_bytes.saturating_sub(LOG_OVERHEAD_BYTES),
+        });
+    }
+    if total > buf.len() {
+        return Err(DecodeError::Truncated {
+            needed: total,
+            available: buf.len(),
+        });
+    }
+    let computed = crc32c::crc32c(&buf[ATTRIBUTES_AT..total]);
+    if computed != header.crc {
+        return Err(DecodeError::CrcMismatch {
+            stored: header.crc,
+            computed,
+        });
+    }
+    Ok(header)
 }
 
 /// Iterates the whole batches laid back to back in a buffer, as a log read returns them.

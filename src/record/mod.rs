@@ -12,8 +12,8 @@ mod records;
 mod varint;
 
 pub use batch::{
-    stamp_log_append_time, stamp_offset_and_epoch, Attributes, BatchHeader, Batches, Compression,
-    RecordBatch, TimestampType, BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES, MAGIC_V2,
+    stamp_log_append_time, stamp_offset_and_epoch, validate, Attributes, BatchHeader, Batches,
+    Compression, RecordBatch, TimestampType, BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES, MAGIC_V2,
 };
 pub use builder::{BatchBuilder, BatchSpec};
 pub use error::DecodeError;

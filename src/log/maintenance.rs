@@ -1,0 +1,502 @@
+//! Rolling, flushing, retention, truncation, timestamp lookup and clean close of a [`Log`].
+
+use std::fs;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::checkpoint::sync_dir;
+use super::index::{remove_if_exists, OffsetIndex, TimeIndex};
+use super::log::{Log, Writer};
+use super::recovery::{
+    index_batches, write_offset_checkpoint, CLEAN_SHUTDOWN_FILE, LOG_START_CHECKPOINT,
+    RECOVERY_POINT_CHECKPOINT,
+};
+use super::segment::{log_path, Fresh, Indexer, Segment, NO_TIMESTAMP};
+use super::{FlushPolicy, LogError};
+use crate::record::{BatchHeader, Compression, RecordBatch};
+
+impl Log {
+    /// Rolls to a new segment before a batch of `batch_bytes` when the active one is full (by
+    /// bytes, index room or 32-bit relative offsets) or older than `segment_ms`.
+    pub(crate) fn maybe_roll(
+        &self,
+        writer: &mut Writer,
+        batch_bytes: usize,
+        header: &BatchHeader,
+    ) -> Result<(), LogError> {
+        let segments = self.snapshot();
+        let active = segments.last().expect("a log always has a segment");
+        let size = active.size() as usize;
+        let too_big_for_capacity = size + batch_bytes > active.capacity();
+        let roll = if active.is_empty() {
+            too_big_for_capacity
+        } else {
+            let now_ms = self.clock.now_ms();
+            let aged = writer
+                .active_since_ms
+                .is_some_and(|since| now_ms - since >= self.config.segment_ms as i64);
+            too_big_for_capacity
+                || size + batch_bytes > self.config.segment_bytes as usize
+                || !Indexer::has_room(active)
+                || aged
+                || header.last_offset() as u64 - active.base_offset > u64::from(u32::MAX)
+        };
+        if roll {
+            self.roll_locked(writer, batch_bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment (flushing it) and starts a new one at the log end, big enough for
+    /// a batch of `batch_bytes`. An empty active segment is replaced instead.
+    pub(crate) fn roll_locked(
+        &self,
+        writer: &mut Writer,
+        batch_bytes: usize,
+    ) -> Result<(), LogError> {
+        let segments = self.snapshot();
+        let active = segments.last().expect("a log always has a segment");
+        let base = active.next_offset();
+        let mut kept: Vec<Arc<Segment>> = segments.iter().cloned().collect();
+        if active.is_empty() {
+            kept.pop();
+        } else {
+            let sealed = active.seal(&writer.active, &writer.indexer);
+            self.fail_on_error(writer, sealed)?;
+            active.set_max_timestamp(writer.indexer.max_timestamp);
+        }
+        let capacity = (self.config.segment_bytes as usize).max(batch_bytes);
+        let (segment, files) = Segment::create(
+            &self.dir,
+            base,
+            capacity,
+            self.config.segment_index_bytes as usize,
+        )?;
+        sync_dir(&self.dir).map_err(LogError::io(&self.dir))?;
+        segment.set_next_offset(base);
+        writer.indexer = Indexer::new(self.config.index_interval_bytes, base, &segment.time_index)?;
+        writer.active = files;
+        writer.active_since_ms = None;
+        kept.push(Arc::new(segment));
+        *self.segments.write() = Arc::new(kept);
+        // The sealed segment was flushed: everything before the new one is on disk.
+        if writer.flush.recovery_point < base {
+            writer.flush.recovery_point = base;
+            writer.flush.unflushed_messages = 0;
+            writer.flush.oldest_unflushed_ms = None;
+            self.write_recovery_checkpoint(writer)?;
+        }
+        Ok(())
+    }
+
+    /// Starts a new segment now, even if the active one has room (tests and tools use this).
+    ///
+    /// # Errors
+    /// `Closed`, `FlushFailed`, `Io`.
+    pub fn roll(&self) -> Result<(), LogError> {
+        let mut writer = self.writer.lock();
+        self.check_writable(&writer)?;
+        if self
+            .snapshot()
+            .last()
+            .is_some_and(|active| active.is_empty())
+        {
+            return Ok(());
+        }
+        self.roll_locked(&mut writer, 0)
+    }
+
+    /// Marks the log failed if `result` is an error: after a failed fsync nothing more is
+    /// acknowledged (Linux may have dropped the dirty pages, so a retry could lie).
+    pub(crate) fn fail_on_error<T>(
+        &self,
+        writer: &mut Writer,
+        result: Result<T, LogError>,
+    ) -> Result<T, LogError> {
+        if result.is_err() {
+            writer.flush.failed = true;
+        }
+        result
+    }
+
+    pub(crate) fn flush_by_policy(&self, writer: &mut Writer, now_ms: i64) -> Result<(), LogError> {
+        let due = match self.config.flush {
+            FlushPolicy::OsDecides => false,
+            FlushPolicy::EveryAppend => true,
+            FlushPolicy::Every {
+                messages,
+                interval_ms,
+            } => {
+                writer.flush.unflushed_messages >= messages
+                    || writer
+                        .flush
+                        .oldest_unflushed_ms
+                        .is_some_and(|oldest| now_ms - oldest >= interval_ms as i64)
+            }
+        };
+        if due {
+            self.flush_locked(writer)?;
+        }
+        Ok(())
+    }
+
+    /// Forces appended bytes to disk (fdatasync) and advances the recovery point.
+    ///
+    /// # Errors
+    /// `Io` when the fsync fails, after which the log refuses writes (`FlushFailed`); `Closed`.
+    pub fn flush(&self) -> Result<(), LogError> {
+        let mut writer = self.writer.lock();
+        self.check_writable(&writer)?;
+        self.flush_locked(&mut writer)
+    }
+
+    /// Flushes if the flush policy says it is time (for `FlushPolicy::Every`'s `interval_ms` when
+    /// no append comes along to check it).
+    ///
+    /// # Errors
+    /// As [`Log::flush`].
+    pub fn flush_if_due(&self) -> Result<(), LogError> {
+        let mut writer = self.writer.lock();
+        self.check_writable(&writer)?;
+        self.flush_by_policy(&mut writer, self.clock.now_ms())
+    }
+
+    pub(crate) fn flush_locked(&self, writer: &mut Writer) -> Result<(), LogError> {
+        let active = Arc::clone(self.snapshot().last().expect("a log always has a segment"));
+        let end = active.next_offset();
+        if writer.flush.recovery_point >= end && writer.flush.unflushed_messages == 0 {
+            return Ok(());
+        }
+        let synced = writer
+            .active
+            .log
+            .sync_data()
+            .map_err(LogError::io(&active.path));
+        self.fail_on_error(writer, synced)?;
+        writer.flush.recovery_point = end;
+        writer.flush.unflushed_messages = 0;
+        writer.flush.oldest_unflushed_ms = None;
+        let now_ms = self.clock.now_ms();
+        if now_ms - writer.flush.last_checkpoint_ms >= self.config.checkpoint_interval_ms as i64 {
+            self.write_recovery_checkpoint(writer)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn write_recovery_checkpoint(&self, writer: &mut Writer) -> Result<(), LogError> {
+        write_offset_checkpoint(
+            &self.dir,
+            RECOVERY_POINT_CHECKPOINT,
+            &self.name,
+            writer.flush.recovery_point,
+        )?;
+        writer.flush.last_checkpoint_ms = self.clock.now_ms();
+        Ok(())
+    }
+
+    /// Deletes whole sealed segments that are past `retention_ms`, beyond `retention_bytes`, or
+    /// below the log start offset. The active segment is never deleted. Returns how many went.
+    ///
+    /// # Errors
+    /// `Closed`, `Io`.
+    pub fn apply_retention(&self) -> Result<usize, LogError> {
+        let mut writer = self.writer.lock();
+        if self.closed.load(Ordering::Acquire) {
+            return Err(LogError::Closed);
+        }
+        let segments = self.snapshot();
+        let sealed = &segments[..segments.len() - 1];
+        let log_start = self.log_start_offset();
+        let below_start = sealed
+            .iter()
+            .enumerate()
+            .take_while(|(i, _)| segments[i + 1].base_offset <= log_start)
+            .count();
+        let expired = match self.config.retention_ms {
+            Some(retention_ms) => {
+                let cutoff = self.clock.now_ms().saturating_sub(retention_ms as i64);
+                let mut count = 0;
+                for segment in sealed {
+                    let max_timestamp = segment.max_timestamp()?;
+                    if max_timestamp == NO_TIMESTAMP || max_timestamp >= cutoff {
+                        break;
+                    }
+                    count += 1;
+                }
+                count
+            }
+            None => 0,
+        };
+        let oversize = match self.config.retention_bytes {
+            Some(limit) => {
+                let mut total: u64 = segments.iter().map(|segment| segment.size()).sum();
+                sealed
+                    .iter()
+                    .take_while(|segment| {
+                        let over = total.saturating_sub(segment.size()) >= limit;
+                        if over {
+                            total -= segment.size();
+                        }
+                        over
+                    })
+                    .count()
+            }
+            None => 0,
+        };
+        let count = below_start.max(expired).max(oversize);
+        self.delete_oldest_segments(&mut writer, count)?;
+        Ok(count)
+    }
+
+    /// Moves the log start offset up to `offset` (Kafka's DeleteRecords): reads below it fail,
+    /// and segments wholly below it are deleted.
+    ///
+    /// # Errors
+    /// `OffsetOutOfRange` above the log end; `Closed`; `Io`.
+    pub fn delete_records_before(&self, offset: u64) -> Result<(), LogError> {
+        let mut writer = self.writer.lock();
+        if self.closed.load(Ordering::Acquire) {
+            return Err(LogError::Closed);
+        }
+        let log_end_offset = self.log_end_offset();
+        let log_start_offset = self.log_start_offset();
+        if offset > log_end_offset {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset,
+                log_end_offset,
+            });
+        }
+        if offset <= log_start_offset {
+            return Ok(());
+        }
+        self.set_log_start(&mut writer, offset)?;
+        let segments = self.snapshot();
+        let below = (0..segments.len() - 1)
+            .take_while(|&i| segments[i + 1].base_offset <= offset)
+            .count();
+        self.delete_oldest_segments(&mut writer, below)
+    }
+
+    fn set_log_start(&self, writer: &mut Writer, offset: u64) -> Result<(), LogError> {
+        write_offset_checkpoint(&self.dir, LOG_START_CHECKPOINT, &self.name, offset)?;
+        self.log_start_offset.store(offset, Ordering::Release);
+        writer.epochs.truncate_from_start(offset)
+    }
+
+    fn delete_oldest_segments(&self, writer: &mut Writer, count: usize) -> Result<(), LogError> {
+        if count == 0 {
+            return Ok(());
+        }
+        let segments = self.snapshot();
+        let kept: Vec<Arc<Segment>> = segments[count..].to_vec();
+        let new_start = kept[0].base_offset;
+        *self.segments.write() = Arc::new(kept);
+        if new_start > self.log_start_offset() {
+            self.set_log_start(writer, new_start)?;
+        }
+        // Unlinking leaves existing mappings valid: readers holding these segments finish.
+        for segment in &segments[..count] {
+            remove_segment_files(&self.dir, segment.base_offset)?;
+        }
+        sync_dir(&self.dir).map_err(LogError::io(&self.dir))
+    }
+
+    /// Removes every batch from the one holding `offset` onward (replication's truncation after
+    /// a leader change). When `offset` falls inside a batch, that whole batch goes, so the new log
+    /// end may be below `offset`; it is returned. Readers holding older bytes keep them: the kept
+    /// prefix of the cut segment is copied to a new file rather than shortened in place.
+    ///
+    /// # Errors
+    /// `OffsetOutOfRange` below the log start; `Closed`; `FlushFailed`; `Io`.
+    pub fn truncate_to(&self, offset: u64) -> Result<u64, LogError> {
+        let mut writer = self.writer.lock();
+        self.check_writable(&writer)?;
+        let log_end_offset = self.log_end_offset();
+        let log_start_offset = self.log_start_offset();
+        if offset >= log_end_offset {
+            return Ok(log_end_offset);
+        }
+        if offset < log_start_offset {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start_offset,
+                log_end_offset,
+            });
+        }
+        let segments = self.snapshot();
+        let cut_at = segments.partition_point(|segment| segment.base_offset <= offset) - 1;
+        let cut = &segments[cut_at];
+        let (position, new_end) = match cut.find_batch(offset)? {
+            Some((position, header)) => {
+                (position, (header.base_offset as u64).max(cut.base_offset))
+            }
+            None => (cut.size(), offset),
+        };
+        // Lower the recovery point first, so a crash mid-truncation rescans instead of calling
+        // the cut tail corruption.
+        writer.flush.recovery_point = writer.flush.recovery_point.min(new_end);
+        self.write_recovery_checkpoint(&mut writer)?;
+        let (segment, files, indexer) = self.copy_prefix(cut, position, new_end)?;
+        let mut kept: Vec<Arc<Segment>> = segments[..cut_at].to_vec();
+        kept.push(Arc::new(segment));
+        *self.segments.write() = Arc::new(kept);
+        writer.active = files;
+        writer.indexer = indexer;
+        writer.active_since_ms = None;
+        for removed in &segments[cut_at + 1..] {
+            remove_segment_files(&self.dir, removed.base_offset)?;
+        }
+        sync_dir(&self.dir).map_err(LogError::io(&self.dir))?;
+        writer.epochs.truncate_from_end(new_end)?;
+        Ok(new_end)
+    }
+
+    /// Writes the first `position` bytes of `segment` to a new file that replaces it, and makes
+    /// that the active segment with freshly built indexes.
+    fn copy_prefix(
+        &self,
+        segment: &Segment,
+        position: u64,
+        next_offset: u64,
+    ) -> Result<(Segment, super::segment::ActiveFiles, Indexer), LogError> {
+        let base = segment.base_offset;
+        let path = log_path(&self.dir, base);
+        let tmp = path.with_extension("log.truncating");
+        remove_if_exists(&tmp)?;
+        let prefix = &segment.published()?[..position as usize];
+        let file = fs::File::create(&tmp).map_err(LogError::io(&tmp))?;
+        file.write_all_at(prefix, 0).map_err(LogError::io(&tmp))?;
+        file.sync_data().map_err(LogError::io(&tmp))?;
+        fs::rename(&tmp, &path).map_err(LogError::io(&path))?;
+        sync_dir(&self.dir).map_err(LogError::io(&self.dir))?;
+        let capacity = (self.config.segment_bytes as usize).max(position as usize);
+        let (active, files) = Segment::reopen_active(
+            &self.dir,
+            base,
+            position,
+            capacity,
+            self.config.segment_index_bytes as usize,
+            Fresh::Yes,
+        )?;
+        let mut indexer = Indexer::new(self.config.index_interval_bytes, base, &active.time_index)?;
+        let (_, max_timestamp) = index_batches(&active, &files, &mut indexer, 0)?;
+        active.publish(position, next_offset, max_timestamp);
+        Ok((active, files, indexer))
+    }
+
+    /// The first offset whose record timestamp is at or after `timestamp`, with that timestamp
+    /// (Kafka's ListOffsets by time). `None` when every record is older.
+    ///
+    /// # Errors
+    /// `Corrupt` or `Io` reading the segments.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(u64, i64)>, LogError> {
+        let log_start = self.log_start_offset();
+        for segment in self.snapshot().iter() {
+            if segment.max_timestamp()? < timestamp {
+                continue;
+            }
+            let from = segment
+                .time_index
+                .lookup(segment.base_offset, timestamp)?
+                .map_or(segment.base_offset, |entry| entry.offset)
+                .max(log_start);
+            if let Some(found) = find_timestamp_in(segment, from, timestamp, log_start)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Flushes everything, trims the active segment's files and writes the clean-shutdown marker,
+    /// so the next open trusts the indexes and skips the scan.
+    ///
+    /// # Errors
+    /// `Io`; on error no marker is written and the next open recovers.
+    pub fn close(self) -> Result<(), LogError> {
+        self.close_inner()
+    }
+
+    pub(crate) fn close_inner(&self) -> Result<(), LogError> {
+        let mut writer = self.writer.lock();
+        if self.closed.swap(true, Ordering::AcqRel) || writer.flush.failed {
+            return Ok(());
+        }
+        let active = Arc::clone(self.snapshot().last().expect("a log always has a segment"));
+        let sealed = active.seal(&writer.active, &writer.indexer);
+        self.fail_on_error(&mut writer, sealed)?;
+        writer.flush.recovery_point = active.next_offset();
+        self.write_recovery_checkpoint(&mut writer)?;
+        write_offset_checkpoint(
+            &self.dir,
+            LOG_START_CHECKPOINT,
+            &self.name,
+            self.log_start_offset(),
+        )?;
+        let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
+        fs::write(&marker, b"").map_err(LogError::io(&marker))?;
+        sync_dir(&self.dir).map_err(LogError::io(&self.dir))
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        // Best effort: a failure leaves no marker and the next open recovers by scanning.
+        let _ = self.close_inner();
+    }
+}
+
+/// Within `segment`, from `from`, the first record at or after `timestamp` and at or after the
+/// log start.
+fn find_timestamp_in(
+    segment: &Segment,
+    from: u64,
+    timestamp: i64,
+    log_start: u64,
+) -> Result<Option<(u64, i64)>, LogError> {
+    let Some((mut position, _)) = segment.find_batch(from)? else {
+        return Ok(None);
+    };
+    let bytes = segment.published()?;
+    while (position as usize) < bytes.len() {
+        let header = segment.header_at(bytes, position)?;
+        let end = position + header.total_bytes() as u64;
+        if header.max_timestamp >= timestamp && header.last_offset() as u64 >= log_start {
+            let batch_bytes = segment.bytes(position, end)?;
+            let corrupt = |reason: String| LogError::Corrupt {
+                path: segment.path.clone(),
+                position,
+                reason,
+            };
+            let batch =
+                RecordBatch::from_bytes(batch_bytes).map_err(|error| corrupt(error.to_string()))?;
+            if header.attributes.compression != Compression::None {
+                return Ok(Some((
+                    (header.base_offset as u64).max(log_start),
+                    header.max_timestamp,
+                )));
+            }
+            for record in batch
+                .records()
+                .map_err(|error| corrupt(error.to_string()))?
+            {
+                let record = record.map_err(|error| corrupt(error.to_string()))?;
+                if record.timestamp >= timestamp && record.offset as u64 >= log_start {
+                    return Ok(Some((record.offset as u64, record.timestamp)));
+                }
+            }
+        }
+        position = end;
+    }
+    Ok(None)
+}
+
+pub(crate) fn remove_segment_files(
+    dir: &std::path::Path,
+    base_offset: u64,
+) -> Result<(), LogError> {
+    remove_if_exists(&log_path(dir, base_offset))?;
+    remove_if_exists(&OffsetIndex::path(dir, base_offset))?;
+    remove_if_exists(&TimeIndex::path(dir, base_offset))
+}
