@@ -17,4 +17,4 @@ pub use batch::{
 };
 pub use builder::{BatchBuilder, BatchSpec};
 pub use error::DecodeError;
-pub use records::{Header, Record, Records};
+pub use records::{Header, Headers, HeadersIter, Record, Records};

@@ -40,6 +40,83 @@ impl Header {
     }
 }
 
+/// A record's headers, validated when the record was decoded and kept as a slice of the batch:
+/// iterating them allocates nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Headers {
+    bytes: Bytes,
+    count: usize,
+}
+
+impl Headers {
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub fn iter(&self) -> HeadersIter {
+        HeadersIter {
+            bytes: self.bytes.clone(),
+            position: 0,
+            remaining: self.count,
+        }
+    }
+
+    /// The headers as owned values.
+    pub fn to_vec(&self) -> Vec<Header> {
+        self.iter().collect()
+    }
+}
+
+impl<'a> IntoIterator for &'a Headers {
+    type Item = Header;
+    type IntoIter = HeadersIter;
+
+    fn into_iter(self) -> HeadersIter {
+        self.iter()
+    }
+}
+
+/// Iterator over validated headers.
+#[derive(Debug, Clone)]
+pub struct HeadersIter {
+    bytes: Bytes,
+    position: usize,
+    remaining: usize,
+}
+
+impl Iterator for HeadersIter {
+    type Item = Header;
+
+    fn next(&mut self) -> Option<Header> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let mut reader = Reader::new(&self.bytes[self.position..]);
+        // The bytes were validated when the record was decoded, so these reads succeed; should
+        // they not, the iteration ends rather than panicking.
+        let key =
+            nullable_field(&self.bytes, &mut reader, self.position, "header.key_length").ok()??;
+        let value = nullable_field(
+            &self.bytes,
+            &mut reader,
+            self.position,
+            "header.value_length",
+        )
+        .ok()?;
+        self.position += reader.position();
+        self.remaining -= 1;
+        Some(Header { key, value })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.remaining))
+    }
+}
+
 /// A decoded record. Keys, values and header bytes share the batch's buffer: nothing is copied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
@@ -50,7 +127,7 @@ pub struct Record {
     pub key: Option<Bytes>,
     /// `None` is a tombstone.
     pub value: Option<Bytes>,
-    pub headers: Vec<Header>,
+    pub headers: Headers,
 }
 
 /// Iterator over the records of one uncompressed batch. After the first error it stops.
@@ -115,18 +192,24 @@ impl Records {
                 value: i64::from(headers_count),
             });
         }
-        // The count is untrusted: grow the vector as headers actually decode, never by the count.
-        let mut headers = Vec::new();
+        // The count is untrusted: walk the headers to validate them, allocating nothing.
+        let headers_start = body_start + reader.position();
         for _ in 0..headers_count {
-            let key = self
-                .nullable_bytes(&mut reader, body_start, "header.key_length")?
-                .ok_or(DecodeError::InvalidField {
+            let key = self.nullable_bytes(&mut reader, body_start, "header.key_length")?;
+            if key.is_none() {
+                return Err(DecodeError::InvalidField {
                     field: "header.key_length",
                     value: -1,
-                })?;
-            let value = self.nullable_bytes(&mut reader, body_start, "header.value_length")?;
-            headers.push(Header { key, value });
+                });
+            }
+            self.nullable_bytes(&mut reader, body_start, "header.value_length")?;
         }
+        let headers = Headers {
+            bytes: self
+                .bytes
+                .slice(headers_start..body_start + reader.position()),
+            count: headers_count as usize,
+        };
         if reader.remaining() != 0 {
             return Err(DecodeError::InvalidField {
                 field: "record.length",
@@ -151,18 +234,29 @@ impl Records {
         body_start: usize,
         field: &'static str,
     ) -> Result<Option<Bytes>, DecodeError> {
-        let length = reader.varint()?;
-        if length == -1 {
-            return Ok(None);
-        }
-        let length = usize::try_from(length).map_err(|_| DecodeError::InvalidField {
-            field,
-            value: i64::from(length),
-        })?;
-        let start = body_start + reader.position();
-        reader.take(length)?;
-        Ok(Some(self.bytes.slice(start..start + length)))
+        nullable_field(&self.bytes, reader, body_start, field)
     }
+}
+
+/// Reads a length-prefixed field (-1 = null) from `reader`, which reads `buffer` from `start`,
+/// as a slice of `buffer`.
+fn nullable_field(
+    buffer: &Bytes,
+    reader: &mut Reader<'_>,
+    start: usize,
+    field: &'static str,
+) -> Result<Option<Bytes>, DecodeError> {
+    let length = reader.varint()?;
+    if length == -1 {
+        return Ok(None);
+    }
+    let length = usize::try_from(length).map_err(|_| DecodeError::InvalidField {
+        field,
+        value: i64::from(length),
+    })?;
+    let at = start + reader.position();
+    reader.take(length)?;
+    Ok(Some(buffer.slice(at..at + length)))
 }
 
 impl Iterator for Records {
