@@ -71,7 +71,7 @@ impl Headers {
     }
 }
 
-impl<'a> IntoIterator for &'a Headers {
+impl IntoIterator for &Headers {
     type Item = Header;
     type IntoIter = HeadersIter;
 
