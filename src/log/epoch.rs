@@ -38,6 +38,14 @@ impl EpochCache {
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+            // Not UTF-8: damaged contents (`Corrupt`), not an I/O failure.
+            Err(error) if error.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(LogError::Corrupt {
+                    path,
+                    position: 0,
+                    reason: "checkpoint is not UTF-8 text".to_owned(),
+                })
+            }
             Err(error) => return Err(LogError::io(&path)(error)),
         };
         let entries = if text.is_empty() {

@@ -456,6 +456,15 @@ pub(crate) fn read_offset_checkpoint(
     let text = match fs::read_to_string(&path) {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        // Bytes that are not UTF-8 are damaged contents, not an I/O failure: report them as
+        // `Corrupt` like any other malformed checkpoint (`read_to_string` says `InvalidData`).
+        Err(error) if error.kind() == std::io::ErrorKind::InvalidData => {
+            return Err(LogError::Corrupt {
+                path,
+                position: 0,
+                reason: "checkpoint is not UTF-8 text".to_owned(),
+            })
+        }
         Err(error) => return Err(LogError::io(&path)(error)),
     };
     let corrupt = |reason: String| LogError::Corrupt {
