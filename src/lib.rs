@@ -30,7 +30,10 @@
 //! # }
 //! ```
 
+pub mod broker;
+pub mod client;
 pub mod clock;
 pub mod coordinator;
 pub mod log;
+pub mod partition;
 pub mod record;

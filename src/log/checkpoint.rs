@@ -8,8 +8,12 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 
-/// Writes `contents` to `path` atomically and durably.
-pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
+/// Writes `contents` to `path` atomically and durably: temporary file, fsync, rename,
+/// directory fsync.
+///
+/// # Errors
+/// I/O errors from any step; the old file, if any, is then left in place.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     let dir = path
         .parent()
         .expect("a checkpoint path has a parent directory");

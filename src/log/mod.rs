@@ -23,6 +23,7 @@ mod name;
 mod recovery;
 mod segment;
 
+pub use checkpoint::write_atomic as write_file_atomic;
 pub use config::{FlushPolicy, LogConfig};
 pub use epoch::EpochEntry;
 pub use error::LogError;

@@ -1,0 +1,14 @@
+//! A broker: one node with a data directory, its topics and partitions, and topic
+//! administration. The producer and consumer talk to it.
+
+#[allow(clippy::module_inception)]
+mod broker;
+mod config;
+mod error;
+mod metadata;
+mod topic;
+
+pub use broker::{Broker, BrokerConfig};
+pub use config::{CleanupPolicy, TopicConfig, MAX_PARTITIONS};
+pub use error::BrokerError;
+pub use topic::{Partition, PartitionDescription, Topic, TopicDescription};

@@ -1,0 +1,502 @@
+//! The producer: batches records per partition and appends them from a background sender
+//! thread, as Kafka's producer does, so one application thread still forms full batches.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex};
+
+use super::accumulator::{Accumulator, BatchResult, Drained, RecordSlot};
+use super::partitioner::{DefaultPartitioner, Partitioner};
+use crate::broker::{Broker, BrokerError};
+use crate::partition::PartitionError;
+use crate::record::{Header, BATCH_HEADER_BYTES};
+
+/// When a send counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Acks {
+    /// As soon as the record is accepted by the producer; no offset is known.
+    None,
+    /// Once the partition leader appended it (and flushed it, if the topic flushes every append).
+    Leader,
+    /// Once every in-sync replica has it. With one replica this equals `Leader`.
+    #[default]
+    All,
+}
+
+/// Whether the producer uses a producer id and sequence numbers so retries cannot duplicate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Idempotence {
+    #[default]
+    Enabled,
+    Disabled,
+}
+
+/// Producer configuration, with Kafka's names.
+///
+/// ## Defaults (Kafka's)
+/// - `acks`: `All`; `idempotence`: `Enabled`
+/// - `batch_size`: 16384 bytes; `linger_ms`: 0
+/// - `buffer_memory`: 32 MiB; `max_block_ms`: 60000
+/// - `partitioner`: [`DefaultPartitioner`] (murmur2 for keys, sticky for the rest)
+#[derive(Debug, Clone)]
+pub struct ProducerConfig {
+    pub acks: Acks,
+    pub idempotence: Idempotence,
+    pub batch_size: usize,
+    pub linger_ms: u64,
+    pub buffer_memory: usize,
+    pub max_block_ms: u64,
+    pub partitioner: Option<Arc<dyn Partitioner>>,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        ProducerConfig {
+            acks: Acks::All,
+            idempotence: Idempotence::Enabled,
+            batch_size: 16_384,
+            linger_ms: 0,
+            buffer_memory: 32 << 20,
+            max_block_ms: 60_000,
+            partitioner: None,
+        }
+    }
+}
+
+/// A record to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerRecord {
+    pub topic: String,
+    /// An explicit partition wins over the partitioner.
+    pub partition: Option<u32>,
+    pub key: Option<Bytes>,
+    /// `None` is a tombstone.
+    pub value: Option<Bytes>,
+    pub headers: Vec<Header>,
+    /// CreateTime in ms since the epoch; `None` takes the clock's time.
+    pub timestamp: Option<i64>,
+}
+
+impl ProducerRecord {
+    pub fn new(topic: impl Into<String>, value: impl Into<Bytes>) -> Self {
+        ProducerRecord {
+            topic: topic.into(),
+            partition: None,
+            key: None,
+            value: Some(value.into()),
+            headers: Vec::new(),
+            timestamp: None,
+        }
+    }
+
+    /// A record with a key and no value: deletes the key in a compacted topic.
+    pub fn tombstone(topic: impl Into<String>, key: impl Into<Bytes>) -> Self {
+        ProducerRecord {
+            topic: topic.into(),
+            partition: None,
+            key: Some(key.into()),
+            value: None,
+            headers: Vec::new(),
+            timestamp: None,
+        }
+    }
+
+    pub fn key(mut self, key: impl Into<Bytes>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    pub fn partition(mut self, partition: u32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+
+    pub fn header(mut self, key: impl Into<Bytes>, value: Option<Bytes>) -> Self {
+        self.headers.push(Header::new(key, value));
+        self
+    }
+
+    pub fn timestamp(mut self, timestamp_ms: i64) -> Self {
+        self.timestamp = Some(timestamp_ms);
+        self
+    }
+
+    /// Bytes the record takes in a batch (an upper bound; varints counted at their widest).
+    pub(crate) fn encoded_bytes_bound(&self) -> usize {
+        let field = |bytes: Option<&[u8]>| 5 + bytes.map_or(0, <[u8]>::len);
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|header| field(Some(&header.key)) + field(header.value.as_deref()))
+            .sum();
+        5 + 1 + 10 + 5 + field(self.key.as_deref()) + field(self.value.as_deref()) + 5 + headers
+    }
+}
+
+/// Where a sent record landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordMetadata {
+    pub topic: String,
+    pub partition: u32,
+    /// `None` with `Acks::None`, as Kafka reports -1.
+    pub offset: Option<u64>,
+    /// The record's CreateTime, or the broker's time for a LogAppendTime topic.
+    pub timestamp: i64,
+}
+
+/// Why a send failed.
+#[non_exhaustive]
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProduceError {
+    #[error("unknown topic {topic}")]
+    UnknownTopic { topic: String },
+    #[error("unknown partition {topic}-{partition}")]
+    UnknownPartition { topic: String, partition: u32 },
+    #[error("record of {size_bytes} bytes exceeds max_message_bytes {max_bytes}")]
+    RecordTooLarge { size_bytes: usize, max_bytes: usize },
+    #[error("invalid timestamp {timestamp}: must be at least 0")]
+    InvalidTimestamp { timestamp: i64 },
+    /// `buffer_memory` stayed full for `max_block_ms`.
+    #[error("buffer memory stayed full for {waited_ms} ms")]
+    BufferExhausted { waited_ms: u64 },
+    #[error("producer is closed")]
+    Closed,
+    #[error(transparent)]
+    Partition(Arc<PartitionError>),
+    #[error(transparent)]
+    Broker(Arc<BrokerError>),
+}
+
+impl From<BrokerError> for ProduceError {
+    fn from(error: BrokerError) -> Self {
+        match error {
+            BrokerError::UnknownTopic { topic } => ProduceError::UnknownTopic { topic },
+            BrokerError::UnknownPartition { topic, partition } => {
+                ProduceError::UnknownPartition { topic, partition }
+            }
+            other => ProduceError::Broker(Arc::new(other)),
+        }
+    }
+}
+
+/// The future result of one `send`.
+#[derive(Debug)]
+pub struct SendHandle {
+    state: HandleState,
+}
+
+#[derive(Debug)]
+enum HandleState {
+    Done(Result<RecordMetadata, ProduceError>),
+    Pending(RecordSlot),
+}
+
+impl SendHandle {
+    /// Blocks until the send completes.
+    ///
+    /// # Errors
+    /// The send's error.
+    pub fn wait(self) -> Result<RecordMetadata, ProduceError> {
+        match self.state {
+            HandleState::Done(result) => result,
+            HandleState::Pending(slot) => slot
+                .wait(None)
+                .expect("waiting without a deadline returns a result"),
+        }
+    }
+
+    /// Waits up to `timeout`; `None` if the send is still in flight.
+    pub fn wait_timeout(&self, timeout: Duration) -> Option<Result<RecordMetadata, ProduceError>> {
+        match &self.state {
+            HandleState::Done(result) => Some(result.clone()),
+            HandleState::Pending(slot) => slot.wait(Some(Instant::now() + timeout)),
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        match &self.state {
+            HandleState::Done(_) => true,
+            HandleState::Pending(slot) => slot.is_done(),
+        }
+    }
+}
+
+/// Sends records to a broker's partitions. `Send + Sync + Clone`: clones share one sender thread
+/// and one buffer. Dropping the last clone completes every send in flight (each succeeds or
+/// fails; none vanishes) before returning.
+#[derive(Debug, Clone)]
+pub struct Producer {
+    handle: Arc<ProducerHandle>,
+}
+
+#[derive(Debug)]
+struct ProducerHandle {
+    shared: Arc<Shared>,
+    sender: Mutex<Option<JoinHandle<()>>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub broker: Broker,
+    pub config: ProducerConfig,
+    pub partitioner: Arc<dyn Partitioner>,
+    /// Producer id and epoch, or (-1, -1) without idempotence.
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub accumulator: Mutex<Accumulator>,
+    /// Signals the sender: new batches, a flush, or close.
+    pub work: Condvar,
+    /// Signals senders blocked on buffer memory.
+    pub space: Condvar,
+}
+
+impl Producer {
+    /// A producer on `broker` with the default configuration.
+    ///
+    /// # Errors
+    /// `Broker` when no producer id can be had.
+    pub fn new(broker: &Broker) -> Result<Producer, ProduceError> {
+        Self::with_config(broker, ProducerConfig::default())
+    }
+
+    /// A producer on `broker` with `config`.
+    ///
+    /// # Errors
+    /// `Broker` when no producer id can be had.
+    pub fn with_config(broker: &Broker, config: ProducerConfig) -> Result<Producer, ProduceError> {
+        let (producer_id, producer_epoch) = match config.idempotence {
+            Idempotence::Enabled => broker.init_producer_id()?,
+            Idempotence::Disabled => (-1, -1),
+        };
+        let partitioner = config
+            .partitioner
+            .clone()
+            .unwrap_or_else(|| Arc::new(DefaultPartitioner::new(config.batch_size)));
+        let shared = Arc::new(Shared {
+            broker: broker.clone(),
+            config,
+            partitioner,
+            producer_id,
+            producer_epoch,
+            accumulator: Mutex::new(Accumulator::default()),
+            work: Condvar::new(),
+            space: Condvar::new(),
+        });
+        let sender_shared = Arc::clone(&shared);
+        let sender = std::thread::Builder::new()
+            .name("logbus-producer".into())
+            .spawn(move || run_sender(&sender_shared))
+            .map_err(|error| {
+                ProduceError::Broker(Arc::new(BrokerError::Io {
+                    path: Default::default(),
+                    source: error,
+                }))
+            })?;
+        Ok(Producer {
+            handle: Arc::new(ProducerHandle {
+                shared,
+                sender: Mutex::new(Some(sender)),
+            }),
+        })
+    }
+
+    /// The producer id and epoch the broker gave this producer ((-1, -1) without idempotence).
+    pub fn producer_id(&self) -> (i64, i16) {
+        (
+            self.handle.shared.producer_id,
+            self.handle.shared.producer_epoch,
+        )
+    }
+
+    /// Queues `record` and returns a handle on its result. Blocks only while `buffer_memory` is
+    /// full, up to `max_block_ms`.
+    ///
+    /// # Errors
+    /// `UnknownTopic`, `UnknownPartition`, `RecordTooLarge`, `InvalidTimestamp`,
+    /// `BufferExhausted`, `Closed`.
+    pub fn send(&self, record: ProducerRecord) -> Result<SendHandle, ProduceError> {
+        let shared = &self.handle.shared;
+        if let Some(timestamp) = record.timestamp.filter(|&timestamp| timestamp < 0) {
+            return Err(ProduceError::InvalidTimestamp { timestamp });
+        }
+        let topic = shared.broker.topic_state(&record.topic)?;
+        let partitions = topic.partition_count();
+        let max_bytes = topic.config.read().max_message_bytes as usize;
+        let record_bytes = record.encoded_bytes_bound();
+        if record_bytes + BATCH_HEADER_BYTES > max_bytes {
+            return Err(ProduceError::RecordTooLarge {
+                size_bytes: record_bytes + BATCH_HEADER_BYTES,
+                max_bytes,
+            });
+        }
+        let partition = match record.partition {
+            Some(partition) if partition < partitions => partition,
+            Some(partition) => {
+                return Err(ProduceError::UnknownPartition {
+                    topic: record.topic,
+                    partition,
+                })
+            }
+            None => shared.partitioner.partition(
+                &record.topic,
+                record.key.as_deref(),
+                record_bytes,
+                partitions,
+            ),
+        };
+        let timestamp = record
+            .timestamp
+            .unwrap_or_else(|| shared.broker.clock().now_ms());
+        let slot = self.enqueue(&topic.name, partition, &record, record_bytes, timestamp)?;
+        if shared.config.acks == Acks::None {
+            let metadata = RecordMetadata {
+                topic: record.topic,
+                partition,
+                offset: None,
+                timestamp,
+            };
+            return Ok(SendHandle {
+                state: HandleState::Done(Ok(metadata)),
+            });
+        }
+        Ok(SendHandle {
+            state: HandleState::Pending(slot),
+        })
+    }
+
+    /// Sends and waits for the result.
+    ///
+    /// # Errors
+    /// As [`Producer::send`], and the append's error.
+    pub fn send_and_wait(&self, record: ProducerRecord) -> Result<RecordMetadata, ProduceError> {
+        self.send(record)?.wait()
+    }
+
+    fn enqueue(
+        &self,
+        topic: &Arc<str>,
+        partition: u32,
+        record: &ProducerRecord,
+        record_bytes: usize,
+        timestamp: i64,
+    ) -> Result<RecordSlot, ProduceError> {
+        let shared = &self.handle.shared;
+        let mut accumulator = shared.accumulator.lock();
+        let deadline = Instant::now() + Duration::from_millis(shared.config.max_block_ms);
+        while accumulator.buffered_bytes > 0
+            && accumulator.buffered_bytes + record_bytes > shared.config.buffer_memory
+        {
+            if accumulator.closed {
+                return Err(ProduceError::Closed);
+            }
+            if shared
+                .space
+                .wait_until(&mut accumulator, deadline)
+                .timed_out()
+            {
+                return Err(ProduceError::BufferExhausted {
+                    waited_ms: shared.config.max_block_ms,
+                });
+            }
+        }
+        if accumulator.closed {
+            return Err(ProduceError::Closed);
+        }
+        let (slot, wake) =
+            accumulator.append(shared, topic, partition, record, record_bytes, timestamp);
+        drop(accumulator);
+        if wake {
+            shared.work.notify_one();
+        }
+        Ok(slot)
+    }
+
+    /// Sends every queued record now and waits until each has completed.
+    pub fn flush(&self) {
+        let shared = &self.handle.shared;
+        let pending: Vec<Arc<BatchResult>> = {
+            let mut accumulator = shared.accumulator.lock();
+            accumulator.seal_all();
+            accumulator.pending_results()
+        };
+        shared.work.notify_one();
+        for result in pending {
+            result.wait_done();
+        }
+    }
+
+    /// Flushes, stops the sender thread, and refuses later sends with `Closed`.
+    pub fn close(&self) {
+        self.handle.close();
+    }
+}
+
+impl ProducerHandle {
+    fn close(&self) {
+        {
+            let mut accumulator = self.shared.accumulator.lock();
+            accumulator.closed = true;
+            accumulator.seal_all();
+        }
+        self.shared.work.notify_all();
+        self.shared.space.notify_all();
+        if let Some(sender) = self.sender.lock().take() {
+            // The sender drains every queued batch before it exits; a panic there is a bug.
+            sender
+                .join()
+                .expect("the producer's sender thread panicked");
+        }
+    }
+}
+
+impl Drop for ProducerHandle {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// The sender thread: drains batches that are ready (full, lingered long enough, flushed, or
+/// closing) and appends each to its partition, one batch per partition at a time so order and
+/// sequence numbers hold.
+fn run_sender(shared: &Shared) {
+    loop {
+        let drained = {
+            let mut accumulator = shared.accumulator.lock();
+            loop {
+                let linger = Duration::from_millis(shared.config.linger_ms);
+                match accumulator.drain(linger, Instant::now()) {
+                    Drained::Batches(batches) => break batches,
+                    Drained::Finished => return,
+                    Drained::WaitUntil(Some(deadline)) => {
+                        shared.work.wait_until(&mut accumulator, deadline);
+                    }
+                    Drained::WaitUntil(None) => shared.work.wait(&mut accumulator),
+                }
+            }
+        };
+        let mut completed = HashMap::new();
+        for ready in drained {
+            let outcome = shared
+                .broker
+                .replica(&ready.topic, ready.partition)
+                .map_err(ProduceError::from)
+                .and_then(|replica| {
+                    replica
+                        .append_producer_batch(&ready.batch)
+                        .map_err(|error| ProduceError::Partition(Arc::new(error)))
+                });
+            ready.result.complete(outcome);
+            completed.insert((Arc::clone(&ready.topic), ready.partition), ready.bytes);
+        }
+        let mut accumulator = shared.accumulator.lock();
+        for ((topic, partition), bytes) in completed {
+            accumulator.finish_in_flight(&topic, partition, bytes);
+        }
+        drop(accumulator);
+        shared.space.notify_all();
+    }
+}
