@@ -115,8 +115,16 @@ fn run(options: &Options) -> io::Result<usize> {
     scan_log(&bytes, options.output, &mut out, &mut scan)?;
     if options.verify {
         let base_offset = segment_base_offset(&options.path, &scan);
-        check_offset_index(&options.path.with_extension("index"), base_offset, &mut scan)?;
-        check_time_index(&options.path.with_extension("timeindex"), base_offset, &mut scan)?;
+        check_offset_index(
+            &options.path.with_extension("index"),
+            base_offset,
+            &mut scan,
+        )?;
+        check_time_index(
+            &options.path.with_extension("timeindex"),
+            base_offset,
+            &mut scan,
+        )?;
     }
     out.flush()?;
     for fault in &scan.faults {
@@ -152,14 +160,23 @@ fn segment_base_offset(path: &Path, scan: &Scan) -> u64 {
 
 /// Walks the batches back to back, printing each, until the end of the file, a pre-allocated
 /// zero tail, or a batch whose length cannot be trusted (the scan cannot resync after that).
-fn scan_log(bytes: &Bytes, output: Output, out: &mut impl Write, scan: &mut Scan) -> io::Result<()> {
+fn scan_log(
+    bytes: &Bytes,
+    output: Output,
+    out: &mut impl Write,
+    scan: &mut Scan,
+) -> io::Result<()> {
     let mut position = 0usize;
     let mut next_offset: Option<i64> = None;
     while position < bytes.len() {
         let rest = &bytes[position..];
         if rest.iter().all(|&byte| byte == 0) {
             if output == Output::Text {
-                writeln!(out, "{} zero bytes of pre-allocated space at position {position}", rest.len())?;
+                writeln!(
+                    out,
+                    "{} zero bytes of pre-allocated space at position {position}",
+                    rest.len()
+                )?;
             }
             break;
         }
@@ -174,7 +191,9 @@ fn scan_log(bytes: &Bytes, output: Output, out: &mut impl Write, scan: &mut Scan
                 break;
             }
             Err(error) => {
-                scan.faults.push(format!("position {position}: no valid batch header: {error}"));
+                scan.faults.push(format!(
+                    "position {position}: no valid batch header: {error}"
+                ));
                 break;
             }
         };
@@ -208,7 +227,10 @@ fn scan_batch(
     let crc_valid = match validate(&batch_bytes, total) {
         Ok(_) => true,
         Err(error) => {
-            scan.faults.push(format!("position {position}: batch at offset {}: {error}", header.base_offset));
+            scan.faults.push(format!(
+                "position {position}: batch at offset {}: {error}",
+                header.base_offset
+            ));
             false
         }
     };
@@ -221,7 +243,9 @@ fn scan_batch(
         Output::Text => print_batch_text(out, position, &header, crc_valid, &records)?,
         Output::Json => print_batch_json(out, &header, &records)?,
     }
-    let record_offsets = records.map(|rs| rs.iter().map(|r| r.offset).collect()).unwrap_or_default();
+    let record_offsets = records
+        .map(|rs| rs.iter().map(|r| r.offset).collect())
+        .unwrap_or_default();
     Ok(ScannedBatch {
         position,
         header,
@@ -232,7 +256,11 @@ fn scan_batch(
 /// Decodes the records of a batch whose CRC matched. A compressed batch is not a fault (this
 /// build cannot decompress it); a record that does not decode, or an offset outside the batch or
 /// not increasing, is.
-fn decode_records(position: u64, batch_bytes: Bytes, scan: &mut Scan) -> Result<Vec<Record>, String> {
+fn decode_records(
+    position: u64,
+    batch_bytes: Bytes,
+    scan: &mut Scan,
+) -> Result<Vec<Record>, String> {
     let batch = RecordBatch::from_bytes(batch_bytes).map_err(|error| {
         scan.faults.push(format!("position {position}: {error}"));
         format!("not decoded: {error}")
@@ -240,7 +268,9 @@ fn decode_records(position: u64, batch_bytes: Bytes, scan: &mut Scan) -> Result<
     let header = *batch.header();
     let records = match batch.records() {
         Ok(records) => records,
-        Err(error @ DecodeError::UnsupportedCompression(_)) => return Err(format!("not decoded: {error}")),
+        Err(error @ DecodeError::UnsupportedCompression(_)) => {
+            return Err(format!("not decoded: {error}"))
+        }
         Err(error) => {
             scan.faults.push(format!("position {position}: {error}"));
             return Err(format!("not decoded: {error}"));
@@ -249,11 +279,17 @@ fn decode_records(position: u64, batch_bytes: Bytes, scan: &mut Scan) -> Result<
     let mut decoded = Vec::new();
     for record in records {
         let record = record.map_err(|error| {
-            let fault = format!("position {position}: batch at offset {}: record {}: {error}", header.base_offset, decoded.len());
+            let fault = format!(
+                "position {position}: batch at offset {}: record {}: {error}",
+                header.base_offset,
+                decoded.len()
+            );
             scan.faults.push(fault.clone());
             fault
         })?;
-        let previous = decoded.last().map_or(header.base_offset - 1, |r: &Record| r.offset);
+        let previous = decoded
+            .last()
+            .map_or(header.base_offset - 1, |r: &Record| r.offset);
         if record.offset <= previous || record.offset > header.last_offset() {
             scan.faults.push(format!(
                 "position {position}: record offset {} is not in {}..={} after {previous}",
@@ -310,7 +346,9 @@ fn print_batch_text(
         header.base_sequence,
     )?;
     match records {
-        Ok(records) => records.iter().try_for_each(|record| print_record_text(out, record)),
+        Ok(records) => records
+            .iter()
+            .try_for_each(|record| print_record_text(out, record)),
         Err(reason) => writeln!(out, "| records {reason}"),
     }
 }
@@ -320,7 +358,13 @@ fn print_record_text(out: &mut impl Write, record: &Record) -> io::Result<()> {
     let headers: Vec<String> = record
         .headers
         .iter()
-        .map(|header| format!("{}={}", String::from_utf8_lossy(&header.key), preview(header.value.as_deref())))
+        .map(|header| {
+            format!(
+                "{}={}",
+                String::from_utf8_lossy(&header.key),
+                preview(header.value.as_deref())
+            )
+        })
         .collect();
     writeln!(
         out,
@@ -411,7 +455,11 @@ fn print_batch_json(
 }
 
 fn push_record_json(line: &mut String, record: &Record) {
-    let _ = write!(line, "{{\"offset\":{},\"timestamp\":{},\"key\":", record.offset, record.timestamp);
+    let _ = write!(
+        line,
+        "{{\"offset\":{},\"timestamp\":{},\"key\":",
+        record.offset, record.timestamp
+    );
     push_hex_or_null(line, record.key.as_deref());
     line.push_str(",\"value\":");
     push_hex_or_null(line, record.value.as_deref());
@@ -476,7 +524,12 @@ fn read_index(path: &Path) -> io::Result<Option<Vec<u8>>> {
 
 /// The entries of an index file, without the trailing all-zero entries an active segment's
 /// pre-allocated file holds. A length that is not a whole number of entries is a fault.
-fn index_entries<'a>(path: &Path, bytes: &'a [u8], entry_bytes: usize, scan: &mut Scan) -> Vec<&'a [u8]> {
+fn index_entries<'a>(
+    path: &Path,
+    bytes: &'a [u8],
+    entry_bytes: usize,
+    scan: &mut Scan,
+) -> Vec<&'a [u8]> {
     if bytes.len() % entry_bytes != 0 {
         scan.faults.push(format!(
             "{}: length {} is not a multiple of {entry_bytes}",
@@ -485,7 +538,10 @@ fn index_entries<'a>(path: &Path, bytes: &'a [u8], entry_bytes: usize, scan: &mu
         ));
     }
     let mut entries: Vec<&[u8]> = bytes.chunks_exact(entry_bytes).collect();
-    while entries.last().is_some_and(|entry| entry.iter().all(|&byte| byte == 0)) {
+    while entries
+        .last()
+        .is_some_and(|entry| entry.iter().all(|&byte| byte == 0))
+    {
         entries.pop();
     }
     entries
@@ -493,12 +549,16 @@ fn index_entries<'a>(path: &Path, bytes: &'a [u8], entry_bytes: usize, scan: &mu
 
 /// Index `i` of the batch that starts at `position`.
 fn batch_at_position(scan: &Scan, position: u64) -> Option<usize> {
-    scan.batches.binary_search_by_key(&position, |batch| batch.position).ok()
+    scan.batches
+        .binary_search_by_key(&position, |batch| batch.position)
+        .ok()
 }
 
 /// Index of the batch whose offset range holds `offset`.
 fn batch_holding_offset(scan: &Scan, offset: i64) -> Option<usize> {
-    let after = scan.batches.partition_point(|batch| batch.header.base_offset <= offset);
+    let after = scan
+        .batches
+        .partition_point(|batch| batch.header.base_offset <= offset);
     let i = after.checked_sub(1)?;
     (offset <= scan.batches[i].header.last_offset()).then_some(i)
 }
@@ -576,13 +636,17 @@ fn check_time_index(path: &Path, base_offset: u64, scan: &mut Scan) -> io::Resul
         }
         previous = Some((timestamp, offset));
         let Some(b) = batch_holding_offset(scan, offset) else {
-            scan.faults.push(format!("{name}: entry {i}: offset {offset} is in no batch of the log"));
+            scan.faults.push(format!(
+                "{name}: entry {i}: offset {offset} is in no batch of the log"
+            ));
             continue;
         };
         let batch = &scan.batches[b];
         let decoded = !batch.record_offsets.is_empty();
         if decoded && batch.record_offsets.binary_search(&offset).is_err() {
-            scan.faults.push(format!("{name}: entry {i}: offset {offset} is no record of its batch"));
+            scan.faults.push(format!(
+                "{name}: entry {i}: offset {offset} is no record of its batch"
+            ));
         }
         if timestamp > max_timestamp_through[b] {
             scan.faults.push(format!(

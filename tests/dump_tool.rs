@@ -33,7 +33,11 @@ fn dump_binary() -> &'static Path {
 }
 
 fn dump(args: &[&str], path: &Path) -> Output {
-    let output = Command::new(dump_binary()).args(args).arg(path).output().unwrap();
+    let output = Command::new(dump_binary())
+        .args(args)
+        .arg(path)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("panicked"), "dump panicked: {stderr}");
     output
@@ -48,7 +52,10 @@ fn json_lines(output: &Output) -> Vec<Value> {
 }
 
 fn vectors() -> Vec<Value> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/kafka-record-batches/vectors.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/kafka-record-batches/vectors.json"
+    );
     let json: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     json["vectors"].as_array().unwrap().clone()
 }
@@ -62,7 +69,10 @@ fn hex(text: &str) -> Vec<u8> {
 
 /// The sample segment, copied into a directory that is not a valid partition directory name.
 fn sample_segment(dir: &Path) -> PathBuf {
-    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/kafka-record-batches/segment/00000000000000000000.log");
+    let source = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/kafka-record-batches/segment/00000000000000000000.log"
+    );
     let path = dir.join(SEGMENT);
     std::fs::copy(source, &path).unwrap();
     path
@@ -72,10 +82,15 @@ fn sample_segment(dir: &Path) -> PathBuf {
 fn json_of_the_sample_segment_has_the_vectors_shape() {
     let dir = tempfile::tempdir().unwrap();
     let output = dump(&["--json"], &sample_segment(dir.path()));
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let batches = json_lines(&output);
     assert_eq!(batches.len(), 12);
-    let mut expected_keys: Vec<String> = vectors()[0].as_object().unwrap().keys().cloned().collect();
+    let mut expected_keys: Vec<String> =
+        vectors()[0].as_object().unwrap().keys().cloned().collect();
     expected_keys.retain(|key| key != "name" && key != "hex");
     let mut next_offset = 0;
     for batch in &batches {
@@ -88,12 +103,21 @@ fn json_of_the_sample_segment_has_the_vectors_shape() {
             assert_eq!(record["offset"].as_i64().unwrap(), next_offset);
             next_offset += 1;
         }
-        assert_eq!(batch["records"].as_array().unwrap().len() as i64, batch["records_count"].as_i64().unwrap());
+        assert_eq!(
+            batch["records"].as_array().unwrap().len() as i64,
+            batch["records_count"].as_i64().unwrap()
+        );
     }
     assert_eq!(next_offset, 200);
-    let epochs: Vec<i64> = batches.iter().map(|b| b["partition_leader_epoch"].as_i64().unwrap()).collect();
+    let epochs: Vec<i64> = batches
+        .iter()
+        .map(|b| b["partition_leader_epoch"].as_i64().unwrap())
+        .collect();
     assert_eq!(&epochs[..6], &[0, 0, 0, 0, 1, 1]);
-    assert!(epochs.windows(2).all(|pair| pair[0] <= pair[1]), "{epochs:?}");
+    assert!(
+        epochs.windows(2).all(|pair| pair[0] <= pair[1]),
+        "{epochs:?}"
+    );
 }
 
 #[test]
@@ -104,7 +128,11 @@ fn json_of_each_vector_reproduces_its_fields() {
         let path = dir.path().join(format!("{name}.log"));
         std::fs::write(&path, hex(vector["hex"].as_str().unwrap())).unwrap();
         let output = dump(&["--json"], &path);
-        assert!(output.status.success(), "{name}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let batches = json_lines(&output);
         assert_eq!(batches.len(), 1, "{name}");
         let mut expected = vector.as_object().unwrap().clone();
@@ -131,7 +159,12 @@ fn write_log(dir: &Path) -> Log {
         let records: Vec<NewRecord> = (0..=i % 20)
             .map(|_| {
                 timestamp += 1;
-                NewRecord { timestamp, key: Some(b"key"), value: Some(&value), headers: &[] }
+                NewRecord {
+                    timestamp,
+                    key: Some(b"key"),
+                    value: Some(&value),
+                    headers: &[],
+                }
             })
             .collect();
         log.append_records(&records, i as i32 / 50).unwrap();
@@ -151,12 +184,25 @@ fn verify_passes_a_log_written_by_log_while_open_and_after_close() {
     log.flush().unwrap();
     // Open: the directory is locked and the files are pre-allocated with zeros.
     let output = verify(&segment);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     log.close().unwrap();
-    let index = std::fs::metadata(segment.with_extension("index")).unwrap().len();
-    assert!(index >= 8 * 10, "the test needs index entries, has {index} bytes");
+    let index = std::fs::metadata(segment.with_extension("index"))
+        .unwrap()
+        .len();
+    assert!(
+        index >= 8 * 10,
+        "the test needs index entries, has {index} bytes"
+    );
     let output = verify(&segment);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]

@@ -248,7 +248,15 @@ impl Segment {
     /// `None` when the segment ends first.
     pub(crate) fn find_batch(&self, offset: u64) -> Result<Option<(u64, BatchHeader)>, LogError> {
         let bytes = self.published()?;
-        let mut position = u64::from(self.index.lookup(self.base_offset, offset)?.position);
+        let entry = self.index.lookup(self.base_offset, offset)?;
+        let mut position = u64::from(entry.position);
+        // The index comes from disk and a clean open checks only its last entries (`looks_valid`):
+        // an entry that does not point at a batch holding its offset would make this scan skip
+        // records, or the whole segment, silently. Such an entry is ignored: scan from the start.
+        // Found by fuzz/fuzz_targets/index_lookup.rs; pinned in tests/fuzz_regressions.rs.
+        if position != 0 && !self.holds_offset_at(bytes, position, entry.offset) {
+            position = 0;
+        }
         while (position as usize) < bytes.len() {
             let header = self.header_at(bytes, position)?;
             if header.last_offset() as u64 >= offset {
@@ -257,6 +265,13 @@ impl Segment {
             position += header.total_bytes() as u64;
         }
         Ok(None)
+    }
+
+    /// Whether a whole batch starts at `position` and holds `offset`.
+    fn holds_offset_at(&self, bytes: &[u8], position: u64, offset: u64) -> bool {
+        self.header_at(bytes, position).is_ok_and(|header| {
+            header.base_offset as u64 <= offset && offset <= header.last_offset() as u64
+        })
     }
 
     /// Writes `batch` at the end of the active segment (not yet published).
