@@ -57,7 +57,8 @@ pub(crate) enum Drained {
 
 impl Accumulator {
     /// Adds a record to its partition's open batch. Returns the record's slot and whether the
-    /// sender should be woken now.
+    /// sender should be woken now: for a full batch, a new batch (so the sender learns its
+    /// linger deadline), or any record when there is no linger.
     pub(crate) fn append(
         &mut self,
         shared: &Shared,
@@ -77,6 +78,9 @@ impl Accumulator {
         {
             queue.seal(topic, partition);
         }
+        // A new batch must wake the sender even when it lingers: an idle sender waits without
+        // a deadline and learns when this batch is due only by draining it once.
+        let opened = queue.open.is_none();
         let open = queue.open.get_or_insert_with(|| {
             let idempotent = shared.config.idempotence == Idempotence::Enabled;
             let spec = BatchSpec {
@@ -122,7 +126,7 @@ impl Accumulator {
             queue.seal(topic, partition);
         }
         self.buffered_bytes += record_bytes;
-        (slot, full || shared.config.linger_ms == 0)
+        (slot, full || opened || shared.config.linger_ms == 0)
     }
 
     /// Closes every open batch so the sender takes it without waiting for the linger.
