@@ -266,7 +266,12 @@ impl Consumer {
         wanted: usize,
         budget_bytes: &mut usize,
     ) -> Result<Vec<ConsumerRecord>, ConsumeError> {
-        if self.assigned[at].buffered.is_empty() {
+        // A read that only reset the position (auto_offset_reset after the position left the
+        // log) is followed by one read from the new position: otherwise the poll would wait for
+        // an append while records sit at the reset position.
+        if self.assigned[at].buffered.is_empty()
+            && self.read_into_buffer(at, budget_bytes)? == Fetched::Reset
+        {
             self.read_into_buffer(at, budget_bytes)?;
         }
         let assigned = &mut self.assigned[at];
@@ -282,7 +287,7 @@ impl Consumer {
         &mut self,
         at: usize,
         budget_bytes: &mut usize,
-    ) -> Result<(), ConsumeError> {
+    ) -> Result<Fetched, ConsumeError> {
         let position = self.position_or_reset(at)?;
         let max_bytes = self
             .config
@@ -295,7 +300,7 @@ impl Consumer {
             Err(PartitionError::Log(LogError::OffsetOutOfRange { .. })) => {
                 let reset = self.reset_position(at, OutOfRange::Yes)?;
                 self.assigned[at].position = Some(reset);
-                return Ok(());
+                return Ok(Fetched::Reset);
             }
             Err(PartitionError::Deleted { .. }) => {
                 return Err(ConsumeError::Deleted(assigned.partition.clone()))
@@ -338,7 +343,7 @@ impl Consumer {
                 assigned.position = Some(header.next_offset() as u64);
             }
         }
-        Ok(())
+        Ok(Fetched::Read)
     }
 
     fn position_or_reset(&mut self, at: usize) -> Result<u64, ConsumeError> {
@@ -538,6 +543,15 @@ impl Drop for Consumer {
             assigned.replica.unregister_waiter(&self.notifier);
         }
     }
+}
+
+/// What one read of a partition did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fetched {
+    /// Read from the position (perhaps nothing, at the end).
+    Read,
+    /// Only moved an out-of-range position by `auto_offset_reset`.
+    Reset,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
