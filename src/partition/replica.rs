@@ -11,7 +11,7 @@ use super::producer_state::{ProducerStates, SequenceCheck, SequenceError, SNAPSH
 use super::waiters::{Notifier, Waiters};
 use crate::clock::Clock;
 use crate::log::{Log, LogConfig, LogError, LogRead};
-use crate::record::{stamp_log_append_time, RecordBatch, TimestampType};
+use crate::record::{stamp_log_append_time, BatchHeader, RecordBatch, TimestampType};
 
 /// Errors appending to or reading from a replica.
 #[non_exhaustive]
@@ -157,7 +157,13 @@ impl Replica {
                 (self.log.append_batch(&stamped, epoch)?, Some(now_ms))
             }
         };
-        producers.record(&header, appended.base_offset, appended.last_offset);
+        // Remember the max timestamp as appended (the broker's stamp on a LogAppendTime topic),
+        // so a retry is answered with the same timestamp as the original, as after a restart.
+        let appended_header = BatchHeader {
+            max_timestamp: appended.max_timestamp,
+            ..header
+        };
+        producers.record(&appended_header, appended.base_offset, appended.last_offset);
         drop(producers);
         self.advance_high_watermark(appended.last_offset + 1);
         Ok(AppendResult {
