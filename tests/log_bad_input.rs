@@ -8,7 +8,7 @@ use logbus::log::{
     FlushPolicy, Log, LogConfig, LogError, NewRecord, CLEAN_SHUTDOWN_FILE, LOG_START_CHECKPOINT,
     RECOVERY_POINT_CHECKPOINT,
 };
-use logbus::record::{BatchBuilder, BatchSpec};
+use logbus::record::{BatchBuilder, BatchSpec, DecodeError};
 
 fn record(value: &[u8]) -> NewRecord<'_> {
     NewRecord {
@@ -406,4 +406,39 @@ fn malformed_checkpoint_files_are_corrupt() {
     fs::write(&path, good).unwrap();
     let log = Log::open(&dir, LogConfig::default()).unwrap();
     assert_eq!(values(&log), vec![b"a".to_vec()]);
+}
+
+// Regression: `append_records(&[])` appended a batch of zero records that still took an offset
+// (`AppendInfo { base_offset: 0, last_offset: 0 }`, log end 1), and `append_batch` took every
+// offset a producer's batch claimed whatever it held: offsets without records, against "one offset,
+// one record". Kafka's leader refuses both (`LogValidator`: "invalid reported count").
+#[test]
+fn an_empty_batch_or_one_with_offset_holes_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let log = Log::open(partition_dir(root.path()), LogConfig::default()).unwrap();
+    let is_bad_count = |result: Result<_, LogError>| {
+        matches!(
+            result,
+            Err(LogError::InvalidBatch(DecodeError::InvalidField {
+                field: "records_count",
+                ..
+            }))
+        )
+    };
+    assert!(is_bad_count(log.append_records(&[], 0)));
+    assert!(is_bad_count(log.append_batch(
+        &BatchBuilder::new(BatchSpec::default()).finish(),
+        0
+    )));
+    let mut gappy = BatchBuilder::new(BatchSpec::default());
+    gappy.append_at_delta(3, 1, None, Some(b"x"), &[]);
+    assert!(is_bad_count(log.append_batch(&gappy.finish(), 0)));
+    assert_eq!(log.log_end_offset(), 0);
+    assert_eq!(log.size_bytes(), 0);
+    // A follower keeps a leader's batches as they are, gaps included.
+    let mut replicated = BatchBuilder::new(BatchSpec::default());
+    replicated.append_at_delta(3, 1, None, Some(b"x"), &[]);
+    let info = log.append_replicated(&replicated.finish()).unwrap();
+    assert_eq!((info.base_offset, info.last_offset), (0, 3));
+    assert_eq!(log.log_end_offset(), 4);
 }

@@ -14,7 +14,8 @@ use super::segment::{ActiveFiles, Indexer, Segment};
 use super::{recovery, LogConfig, LogError};
 use crate::clock::{Clock, SystemClock};
 use crate::record::{
-    stamp_offset_and_epoch, BatchBuilder, BatchHeader, BatchSpec, Batches, Header, RecordBatch,
+    stamp_offset_and_epoch, BatchBuilder, BatchHeader, BatchSpec, Batches, DecodeError, Header,
+    RecordBatch,
 };
 
 /// A record to append: the log assigns its offset.
@@ -172,8 +173,8 @@ impl Log {
     /// Encodes `records` into one batch at the log end, stamped with `leader_epoch`, and appends it.
     ///
     /// # Errors
-    /// `RecordTooLarge` above `max_message_bytes`, `StaleLeaderEpoch`, `FlushFailed` after a
-    /// failed fsync, `Closed`, `Io`.
+    /// `InvalidBatch` when `records` is empty, `RecordTooLarge` above `max_message_bytes`,
+    /// `StaleLeaderEpoch`, `FlushFailed` after a failed fsync, `Closed`, `Io`.
     pub fn append_records(
         &self,
         records: &[NewRecord<'_>],
@@ -190,6 +191,7 @@ impl Log {
             builder.append(record.timestamp, record.key, record.value, record.headers);
         }
         let batch = builder.finish();
+        check_one_record_per_offset(batch.header())?;
         self.append_locked(&mut writer, batch.as_bytes(), batch.header(), leader_epoch)
     }
 
@@ -197,12 +199,14 @@ impl Log {
     /// stamps `leader_epoch`; everything else is kept as sent.
     ///
     /// # Errors
-    /// As [`Log::append_records`].
+    /// As [`Log::append_records`]; `InvalidBatch` when the batch holds no records or its record
+    /// count does not match the offsets it spans.
     pub fn append_batch(
         &self,
         batch: &RecordBatch,
         leader_epoch: i32,
     ) -> Result<AppendInfo, LogError> {
+        check_one_record_per_offset(batch.header())?;
         let mut writer = self.writer.lock();
         let base_offset = self.log_end_offset() as i64;
         let mut scratch = std::mem::take(&mut writer.scratch);
@@ -366,6 +370,21 @@ impl Log {
         let writer = self.writer.lock();
         writer.epochs.end_offset_for(epoch, self.log_end_offset())
     }
+}
+
+/// Kafka's leader-side check of a new batch (`LogValidator`): at least one record, and one record
+/// per offset it spans. Without it an empty `append_records(&[])` took an offset that holds no
+/// record (and a batch claiming more offsets than records left holes), breaking "one offset, one
+/// record". Replicated batches are exempt: a leader's compacted batches may have gaps.
+fn check_one_record_per_offset(header: &BatchHeader) -> Result<(), LogError> {
+    let count = i64::from(header.records_count);
+    if count <= 0 || i64::from(header.last_offset_delta) + 1 != count {
+        return Err(LogError::InvalidBatch(DecodeError::InvalidField {
+            field: "records_count",
+            value: count,
+        }));
+    }
+    Ok(())
 }
 
 /// Reads from the batch holding `from` in one segment; `None` when the segment ends before it.
