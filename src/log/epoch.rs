@@ -82,6 +82,16 @@ impl EpochCache {
         if epoch < 0 {
             return Ok(());
         }
+        // An epoch starting where the new one starts holds no records (Kafka drops it too):
+        // kept, it made two entries share a start offset, and the next load's
+        // `truncate_from_start` removed the older one, so a restart changed the epochs.
+        while self
+            .entries
+            .last()
+            .is_some_and(|last| last.start_offset >= start_offset)
+        {
+            self.entries.pop();
+        }
         self.entries.push(EpochEntry {
             epoch,
             start_offset,

@@ -350,6 +350,14 @@ impl Log {
         }
         sync_dir(&self.dir).map_err(LogError::io(&self.dir))?;
         writer.epochs.truncate_from_end(new_end)?;
+        // The batch holding `offset` may start below the log start (after `delete_records_before`
+        // inside a batch); it went whole, so the log is now empty at `new_end`. Without this the
+        // log start stayed above the log end and every read was out of range. A crash before this
+        // line is fine too: open clamps the stored log start to the log end.
+        if new_end < log_start_offset {
+            write_offset_checkpoint(&self.dir, LOG_START_CHECKPOINT, &self.name, new_end)?;
+            self.log_start_offset.store(new_end, Ordering::Release);
+        }
         Ok(new_end)
     }
 
