@@ -292,10 +292,14 @@ impl Log {
         let segments = self.snapshot();
         let kept: Vec<Arc<Segment>> = segments[count..].to_vec();
         let new_start = kept[0].base_offset;
-        *self.segments.write() = Arc::new(kept);
+        // Raise the log start before swapping the list: a reader loads the start after taking
+        // its snapshot, so with the swap first it could pair the new list with the old start,
+        // pass the range check for an offset of a deleted segment, and get the first batch of the
+        // next segment instead: a silent skip, not `OffsetOutOfRange`.
         if new_start > self.log_start_offset() {
             self.set_log_start(writer, new_start)?;
         }
+        *self.segments.write() = Arc::new(kept);
         // Unlinking leaves existing mappings valid: readers holding these segments finish.
         for segment in &segments[..count] {
             remove_segment_files(&self.dir, segment.base_offset)?;
