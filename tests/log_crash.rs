@@ -20,7 +20,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use logbus::log::{
-    FlushPolicy, Log, LogConfig, LogError, NewRecord, CLEAN_SHUTDOWN_FILE, LOCK_FILE,
+    EpochEntry, FlushPolicy, Log, LogConfig, LogError, NewRecord, CLEAN_SHUTDOWN_FILE, LOCK_FILE,
     RECOVERY_POINT_CHECKPOINT,
 };
 use logbus::record::{BatchHeader, LOG_OVERHEAD_BYTES};
@@ -158,6 +158,8 @@ struct Crash {
     dir: PathBuf,
     written_end: u64,
     flushed_end: u64,
+    log_start: u64,
+    epochs: Vec<EpochEntry>,
 }
 
 impl Crash {
@@ -212,6 +214,21 @@ fn check_recovers(dir: &Path, crash: &Crash, expected_end: Option<u64>, context:
         end,
         "{context}: recovered data is flushed"
     );
+    // The log start and the epochs were checkpointed when they changed; only what the crash cut
+    // from the end is gone.
+    let start = crash.log_start.min(end);
+    assert_eq!(log.log_start_offset(), start, "{context}: log start");
+    let mut epochs: Vec<EpochEntry> = crash
+        .epochs
+        .iter()
+        .copied()
+        .filter(|e| e.start_offset < end)
+        .collect();
+    if let Some(spanning) = epochs.iter().rposition(|e| e.start_offset <= start) {
+        epochs.drain(..spanning);
+        epochs[0].start_offset = start;
+    }
+    assert_eq!(log.leader_epochs(), epochs, "{context}: epochs");
     check_contents(&log, context);
     // The recovered log takes appends where it ended.
     let epoch = log.leader_epochs().last().map_or(0, |e| e.epoch);
@@ -285,14 +302,22 @@ fn crash_images(root: &Path, seed: u64) -> Vec<Crash> {
     let mut crashes = Vec::new();
     let mut epoch = 0;
     for step in 0..40 {
-        match rng.below(10) {
-            0..=6 => {
+        let (start, end) = (log.log_start_offset(), log.log_end_offset());
+        match rng.below(20) {
+            0..=13 => {
                 if rng.below(8) == 0 {
                     epoch += 1;
                 }
                 append(&log, 1 + rng.below(4), epoch);
             }
-            _ => log.flush().unwrap(),
+            14..=17 => log.flush().unwrap(),
+            // A follower's truncation; the offsets are written again with the same values.
+            18 if end > start + 4 => {
+                log.truncate_to(end - 1 - rng.below(4)).unwrap();
+            }
+            _ => log
+                .delete_records_before(start + rng.below(end - start + 1))
+                .unwrap(),
         }
         let flushed_end = log.recovery_point();
         let written_end = log.log_end_offset();
@@ -304,6 +329,8 @@ fn crash_images(root: &Path, seed: u64) -> Vec<Crash> {
                 dir,
                 written_end,
                 flushed_end,
+                log_start: log.log_start_offset(),
+                epochs: log.leader_epochs(),
             });
         }
     }
