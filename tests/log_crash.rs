@@ -619,3 +619,46 @@ fn kafka_python_segment_opens_with_rebuilt_indexes() {
         fs::read(&source).unwrap()
     );
 }
+
+// Regression: recovery and `truncate_to` rebuild the active segment's indexes in files sized by
+// the current `segment_index_bytes`. A segment written under a larger `segment_index_bytes` (or a
+// larger `index_interval_bytes`) needs more entries than that, and the rebuild panicked
+// ("appending to a full index") when opening a crashed log or truncating. The rebuilt files are
+// now sized for the entries the segment needs.
+#[test]
+fn indexes_rebuilt_under_a_smaller_index_size_hold_every_entry() {
+    let root = tempfile::tempdir().unwrap();
+    let written_with = LogConfig {
+        segment_bytes: 1 << 20,
+        index_interval_bytes: 64,
+        segment_index_bytes: 1 << 16,
+        ..LogConfig::default()
+    };
+    let reopened_with = LogConfig {
+        segment_index_bytes: 64,
+        ..written_with.clone()
+    };
+    let live = root.path().join("live").join(DIR_NAME);
+    let crash = root.path().join("crash").join(DIR_NAME);
+    {
+        let log = Log::open(&live, written_with).unwrap();
+        for _ in 0..60 {
+            append(&log, 2, 0);
+        }
+        assert_eq!(log.segment_count(), 1);
+        copy_dir(&live, &crash);
+    }
+    // A crashed log: its active segment is scanned and indexed afresh.
+    {
+        let log = Log::open(&crash, reopened_with.clone()).unwrap();
+        assert_eq!(log.log_end_offset(), 120);
+        check_contents(&log, "crashed, smaller index");
+        append(&log, 2, 0);
+    }
+    // A cleanly closed log: truncation copies the kept prefix and indexes it afresh.
+    let log = Log::open(&live, reopened_with).unwrap();
+    assert_eq!(log.truncate_to(101).unwrap(), 100);
+    check_contents(&log, "truncated, smaller index");
+    append(&log, 2, 0);
+    assert_eq!(log.log_end_offset(), 102);
+}

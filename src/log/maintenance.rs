@@ -9,8 +9,8 @@ use super::checkpoint::sync_dir;
 use super::index::{remove_if_exists, OffsetIndex, TimeIndex};
 use super::log::{Log, Writer};
 use super::recovery::{
-    index_batches, write_offset_checkpoint, CLEAN_SHUTDOWN_FILE, LOG_START_CHECKPOINT,
-    RECOVERY_POINT_CHECKPOINT,
+    index_batches, rebuilt_index_bytes, write_offset_checkpoint, CLEAN_SHUTDOWN_FILE,
+    LOG_START_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
 };
 use super::segment::{log_path, Fresh, Indexer, Segment, NO_TIMESTAMP};
 use super::{FlushPolicy, LogError};
@@ -389,7 +389,7 @@ impl Log {
             base,
             position,
             capacity,
-            self.config.segment_index_bytes as usize,
+            rebuilt_index_bytes(&self.config, position),
             Fresh::Yes,
         )?;
         let mut indexer = Indexer::new(self.config.index_interval_bytes, base, &active.time_index)?;

@@ -16,7 +16,7 @@ use parking_lot::{Mutex, RwLock};
 
 use super::checkpoint::{format_entries, parse_entries, sync_dir, write_atomic};
 use super::epoch::EpochCache;
-use super::index::{remove_if_exists, OffsetIndex, TimeIndex};
+use super::index::{remove_if_exists, OffsetIndex, TimeIndex, TIME_ENTRY_BYTES};
 use super::lock::DirLock;
 use super::log::{FlushState, Log, Writer};
 use super::maintenance::remove_segment_files;
@@ -308,13 +308,23 @@ fn open_active(
         base,
         scan.valid_bytes,
         capacity,
-        index_capacity,
+        rebuilt_index_bytes(config, scan.valid_bytes),
         Fresh::Yes,
     )?;
     let mut indexer = Indexer::new(config.index_interval_bytes, base, &segment.time_index)?;
     let (_, max_timestamp) = index_batches(&segment, &files, &mut indexer, 0)?;
     segment.publish(scan.valid_bytes, scan.next_offset, max_timestamp);
     Ok((segment, files, indexer))
+}
+
+/// Index file bytes for rebuilding the indexes of an active segment of `log_bytes`: the configured
+/// size, or more when the segment was written under another config (a larger
+/// `segment_index_bytes` or a larger `index_interval_bytes`). Sized for `segment_index_bytes`
+/// alone, the rebuild overflowed the index and panicked ("appending to a full index") on open and
+/// in `truncate_to`. One entry per `index_interval_bytes`, one more at sealing, one spare.
+pub(crate) fn rebuilt_index_bytes(config: &LogConfig, log_bytes: u64) -> usize {
+    let entries_needed = (log_bytes / u64::from(config.index_interval_bytes) + 2) as usize;
+    (config.segment_index_bytes as usize).max(entries_needed * TIME_ENTRY_BYTES)
 }
 
 /// Reads the headers from `start` (the last index entry) to the end without indexing them.
