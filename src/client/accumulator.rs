@@ -46,6 +46,15 @@ pub(crate) struct ReadyBatch {
     pub bytes: usize,
 }
 
+/// A record's encoded size (an upper bound) and the most record bytes a batch of its topic may
+/// hold: `max_message_bytes` less the batch header, so that records which each fit the topic are
+/// never batched past what the log accepts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RecordBytes {
+    pub record: usize,
+    pub batch_limit: usize,
+}
+
 /// What the sender should do next.
 pub(crate) enum Drained {
     Batches(Vec<ReadyBatch>),
@@ -65,10 +74,11 @@ impl Accumulator {
         topic: &Arc<str>,
         partition: u32,
         record: &ProducerRecord,
-        record_bytes: usize,
+        sizes: RecordBytes,
         timestamp: i64,
     ) -> (RecordSlot, bool) {
-        let batch_size = shared.config.batch_size;
+        let record_bytes = sizes.record;
+        let batch_size = shared.config.batch_size.min(sizes.batch_limit);
         let key = (Arc::clone(topic), partition);
         let queue = self.queues.entry(key).or_default();
         if queue

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 
-use super::accumulator::{Accumulator, BatchResult, Drained, RecordSlot};
+use super::accumulator::{Accumulator, BatchResult, Drained, RecordBytes, RecordSlot};
 use super::partitioner::{DefaultPartitioner, Partitioner};
 use crate::broker::{Broker, BrokerError};
 use crate::partition::PartitionError;
@@ -351,7 +351,12 @@ impl Producer {
         let timestamp = record
             .timestamp
             .unwrap_or_else(|| shared.broker.clock().now_ms());
-        let slot = self.enqueue(&topic.name, partition, &record, record_bytes, timestamp)?;
+        let sizes = RecordBytes {
+            record: record_bytes,
+            // No underflow: the check above keeps record_bytes + BATCH_HEADER_BYTES <= max_bytes.
+            batch_limit: max_bytes - BATCH_HEADER_BYTES,
+        };
+        let slot = self.enqueue(&topic.name, partition, &record, sizes, timestamp)?;
         if shared.config.acks == Acks::None {
             let metadata = RecordMetadata {
                 topic: record.topic,
@@ -381,10 +386,11 @@ impl Producer {
         topic: &Arc<str>,
         partition: u32,
         record: &ProducerRecord,
-        record_bytes: usize,
+        sizes: RecordBytes,
         timestamp: i64,
     ) -> Result<RecordSlot, ProduceError> {
         let shared = &self.handle.shared;
+        let record_bytes = sizes.record;
         let mut accumulator = shared.accumulator.lock();
         let deadline = Instant::now() + Duration::from_millis(shared.config.max_block_ms);
         while accumulator.buffered_bytes > 0
@@ -406,8 +412,7 @@ impl Producer {
         if accumulator.closed {
             return Err(ProduceError::Closed);
         }
-        let (slot, wake) =
-            accumulator.append(shared, topic, partition, record, record_bytes, timestamp);
+        let (slot, wake) = accumulator.append(shared, topic, partition, record, sizes, timestamp);
         drop(accumulator);
         if wake {
             shared.work.notify_one();
