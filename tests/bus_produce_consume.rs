@@ -842,3 +842,44 @@ fn a_position_below_the_log_start_fails_with_none_and_resets_with_earliest() {
     let values: Vec<String> = records.iter().map(value_of).collect();
     assert_eq!(values, ["6", "7", "8", "9"]);
 }
+
+/// Regression: batches were bounded by `batch_size` only, so records that each fit a topic's
+/// `max_message_bytes` could be batched past it, and the log refused the whole batch as
+/// `RecordTooLarge` (and, for an idempotent producer, left a sequence gap behind).
+#[test]
+fn records_that_each_fit_max_message_bytes_are_never_batched_past_it() {
+    let (_dir, broker) = broker();
+    let config = TopicConfig {
+        max_message_bytes: 1_000,
+        ..TopicConfig::default()
+    };
+    broker.create_topic("tight", config).unwrap();
+    let producer = Producer::with_config(
+        &broker,
+        ProducerConfig {
+            linger_ms: 600_000,
+            ..ProducerConfig::default()
+        },
+    )
+    .unwrap();
+    let handles: Vec<_> = (0..50)
+        .map(|i| {
+            producer
+                .send(ProducerRecord::new("tight", vec![i as u8; 100]))
+                .unwrap()
+        })
+        .collect();
+    producer.flush();
+    for (i, handle) in handles.into_iter().enumerate() {
+        assert_eq!(handle.wait().unwrap().offset, Some(i as u64));
+    }
+    let batches = log_batches(&broker, "tight", 0);
+    assert!(batches.iter().all(|batch| batch.as_bytes().len() <= 1_000));
+    assert!(batches.len() < 50, "records were still batched");
+    // Nothing was refused, so the idempotent producer's sequence has no gap.
+    let after = producer
+        .send(ProducerRecord::new("tight", "after"))
+        .unwrap();
+    producer.flush();
+    assert_eq!(after.wait().unwrap().offset, Some(50));
+}
