@@ -9,10 +9,19 @@
 //! silently returned the next segment's first batch (offset 10): a consumer skipped 10 records
 //! without any error. Index entries are now checked where they are used: one that does not point
 //! at a batch holding its offset makes the lookup scan the segment from its start.
+//!
+//! `batch_decode`, reproducer (79 bytes, a valid batch whose base offset is `i64::MAX`, made by
+//! `batch_ending_at_i64_max` below; hex `7fffffffffffffff 00000039 ffffffff 02 d3f2ac75 ...`):
+//! `BatchHeader::decode` checked that the last offset fits in an `i64` but not the next one, so
+//! `next_offset()` overflowed: a panic in debug builds (the fuzz build, tests) and a wrap to
+//! `i64::MIN` in release, for any batch read from disk or a socket (`RecordBatch::from_bytes`,
+//! recovery, `Log::read`, replication, the consumer). Such a header is now `InvalidField`.
 
 use std::path::Path;
 
+use bytes::Bytes;
 use logbus::log::{Log, LogConfig, NewRecord};
+use logbus::record::{BatchBuilder, BatchSpec, DecodeError, RecordBatch};
 
 fn config() -> LogConfig {
     LogConfig {
@@ -101,4 +110,46 @@ fn an_index_entry_pointing_at_a_later_batch_does_not_skip_records() {
         index_entry(1, third_batch),
         index_entry(8, 2 * third_batch),
     ]);
+}
+
+/// A batch whose last offset is `i64::MAX`: its next offset does not fit in an `i64`.
+fn batch_ending_at_i64_max() -> Vec<u8> {
+    let spec = BatchSpec {
+        base_offset: i64::MAX,
+        ..BatchSpec::default()
+    };
+    let mut builder = BatchBuilder::new(spec);
+    builder.append(1_700_000_000_000, None, Some(b"v"), &[]);
+    builder.finish().into_bytes().to_vec()
+}
+
+#[test]
+fn a_batch_whose_next_offset_overflows_is_rejected() {
+    let bytes = batch_ending_at_i64_max();
+    let error = RecordBatch::from_bytes(Bytes::from(bytes)).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            DecodeError::InvalidField {
+                field: "last_offset_delta",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn a_segment_holding_a_batch_whose_next_offset_overflows_opens_or_fails_without_a_panic() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("fuzz-0");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("00000000000000000000.log"),
+        batch_ending_at_i64_max(),
+    )
+    .unwrap();
+    if let Ok(log) = Log::open(&dir, config()) {
+        assert!(log.log_end_offset() <= i64::MAX as u64);
+    }
 }

@@ -250,9 +250,11 @@ impl BatchHeader {
         if self.last_offset_delta < 0 {
             return invalid("last_offset_delta", i64::from(self.last_offset_delta));
         }
+        // The next offset (last + 1) must fit too: `next_offset()` is used on every batch read
+        // from disk. Found by fuzz/fuzz_targets/batch_decode.rs; see tests/fuzz_regressions.rs.
         if self
             .base_offset
-            .checked_add(i64::from(self.last_offset_delta))
+            .checked_add(i64::from(self.last_offset_delta) + 1)
             .is_none()
         {
             return invalid("last_offset_delta", i64::from(self.last_offset_delta));
