@@ -114,6 +114,7 @@ fn run(options: &Options) -> io::Result<usize> {
     let mut scan = Scan::default();
     scan_log(&bytes, options.output, &mut out, &mut scan)?;
     if options.verify {
+        check_segment_base(&options.path, &mut scan);
         let base_offset = segment_base_offset(&options.path, &scan);
         check_offset_index(
             &options.path.with_extension("index"),
@@ -143,13 +144,30 @@ fn run(options: &Options) -> io::Result<usize> {
     Ok(scan.faults.len())
 }
 
-/// The segment's base offset from its 20-digit file name, else the first batch's base offset.
-fn segment_base_offset(path: &Path, scan: &Scan) -> u64 {
-    let from_name = path
-        .file_stem()
+/// The base offset a 20-digit segment file name gives, if it has one.
+fn base_offset_from_name(path: &Path) -> Option<u64> {
+    path.file_stem()
         .and_then(|stem| stem.to_str())
         .filter(|stem| stem.len() == 20)
-        .and_then(|stem| stem.parse::<u64>().ok());
+        .and_then(|stem| stem.parse::<u64>().ok())
+}
+
+/// A segment named by its base offset holds no batch below it.
+fn check_segment_base(path: &Path, scan: &mut Scan) {
+    let (Some(base), Some(first)) = (base_offset_from_name(path), scan.batches.first()) else {
+        return;
+    };
+    if (first.header.base_offset as u64) < base {
+        scan.faults.push(format!(
+            "the first batch's base offset {} is below the segment's base offset {base} (its name)",
+            first.header.base_offset
+        ));
+    }
+}
+
+/// The segment's base offset from its 20-digit file name, else the first batch's base offset.
+fn segment_base_offset(path: &Path, scan: &Scan) -> u64 {
+    let from_name = base_offset_from_name(path);
     let first_batch = scan.batches.first().map(|b| b.header.base_offset as u64);
     from_name.or(first_batch).unwrap_or(0)
 }
@@ -567,6 +585,14 @@ fn be_u32(bytes: &[u8]) -> u32 {
     u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
 }
 
+/// An index entry's relative offset made absolute; saturating, since a file name may hold any
+/// 20 digits.
+fn absolute(base_offset: u64, relative: &[u8]) -> i64 {
+    i64::try_from(base_offset)
+        .unwrap_or(i64::MAX)
+        .saturating_add(i64::from(be_u32(relative)))
+}
+
 fn be_i64(bytes: &[u8]) -> i64 {
     let mut raw = [0; 8];
     raw.copy_from_slice(&bytes[..8]);
@@ -583,7 +609,7 @@ fn check_offset_index(path: &Path, base_offset: u64, scan: &mut Scan) -> io::Res
     let entries = index_entries(path, &bytes, OFFSET_ENTRY_BYTES, scan);
     let mut previous: Option<(i64, u32)> = None;
     for (i, entry) in entries.iter().enumerate() {
-        let offset = base_offset as i64 + i64::from(be_u32(&entry[0..4]));
+        let offset = absolute(base_offset, &entry[0..4]);
         let position = be_u32(&entry[4..8]);
         if let Some((last_offset, last_position)) = previous {
             if offset <= last_offset || position <= last_position {
@@ -626,7 +652,7 @@ fn check_time_index(path: &Path, base_offset: u64, scan: &mut Scan) -> io::Resul
     let mut previous: Option<(i64, i64)> = None;
     for (i, entry) in entries.iter().enumerate() {
         let timestamp = be_i64(&entry[0..8]);
-        let offset = base_offset as i64 + i64::from(be_u32(&entry[8..12]));
+        let offset = absolute(base_offset, &entry[8..12]);
         if let Some((last_timestamp, last_offset)) = previous {
             if timestamp <= last_timestamp || offset < last_offset {
                 scan.faults.push(format!(
