@@ -9,11 +9,14 @@
 //!
 //! CI runs a bounded number of cases; `LOGBUS_PROPTEST_CASES=N` runs more.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use logbus::clock::ManualClock;
-use logbus::log::{EpochEntry, Log, LogConfig, LogError, LogRead, NewRecord};
+use logbus::log::{
+    EpochEntry, Log, LogConfig, LogError, LogRead, NewRecord, CLEAN_SHUTDOWN_FILE, LOCK_FILE,
+};
 use logbus::record::{BatchBuilder, BatchSpec, Header};
 use proptest::prelude::*;
 
@@ -203,6 +206,8 @@ enum Op {
         epoch: i32,
     },
     Reopen,
+    /// Copies the directory of the open log and goes on with the copy.
+    CrashReopen,
 }
 
 fn bytes_up_to(max: usize) -> impl Strategy<Value = Vec<u8>> {
@@ -257,6 +262,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         3 => (-10..START_MS + 30_000).prop_map(|timestamp| Op::OffsetForTimestamp { timestamp }),
         1 => (-1..6i32).prop_map(|epoch| Op::EndOffsetForEpoch { epoch }),
         2 => Just(Op::Reopen),
+        2 => Just(Op::CrashReopen),
     ]
 }
 
@@ -331,6 +337,9 @@ fn encoded_size(records: &[ModelRecord]) -> usize {
 
 struct Harness {
     root: tempfile::TempDir,
+    /// The partition directory in use: a crash moves on to a copy in a new parent directory.
+    dir: PathBuf,
+    crashes: u32,
     knobs: Knobs,
     clock: ManualClock,
     log: Option<Log>,
@@ -341,8 +350,11 @@ impl Harness {
     fn new(knobs: Knobs) -> Harness {
         let root = tempfile::tempdir().unwrap();
         let clock = ManualClock::new(START_MS);
+        let dir = root.path().join("0").join("model-0");
         let mut harness = Harness {
             root,
+            dir,
+            crashes: 0,
             knobs,
             clock,
             log: None,
@@ -360,12 +372,9 @@ impl Harness {
         // empty log. Noted in the report, modelled as is.
         let log_end = self.model.log_end;
         self.model.epochs.retain(|e| e.start_offset < log_end);
-        let log = Log::open_with_clock(
-            self.root.path().join("model-0"),
-            self.knobs.config(),
-            Arc::new(self.clock.clone()),
-        )
-        .unwrap();
+        let log =
+            Log::open_with_clock(&self.dir, self.knobs.config(), Arc::new(self.clock.clone()))
+                .unwrap();
         self.log = Some(log);
     }
 
@@ -458,6 +467,33 @@ impl Harness {
                     "end_offset_for_epoch({})",
                     epoch
                 );
+            }
+            Op::CrashReopen => {
+                // A crash that lost nothing (the page cache survived): the copy is not clean,
+                // so it is scanned, cut at the zeros of the pre-allocated tail, and re-indexed,
+                // and must come back exactly as it was.
+                let bases = self.log().segment_base_offsets();
+                self.crashes += 1;
+                let copy = self
+                    .root
+                    .path()
+                    .join(self.crashes.to_string())
+                    .join("model-0");
+                std::fs::create_dir_all(&copy).unwrap();
+                for entry in std::fs::read_dir(&self.dir).unwrap() {
+                    let path = entry.unwrap().path();
+                    let name = path.file_name().unwrap();
+                    if path.is_file() && name != LOCK_FILE {
+                        std::fs::copy(&path, copy.join(name)).unwrap();
+                    }
+                }
+                prop_assert!(!copy.join(CLEAN_SHUTDOWN_FILE).exists());
+                drop(self.log.take());
+                self.dir = copy;
+                self.open();
+                prop_assert_eq!(self.log().segment_base_offsets(), bases);
+                prop_assert_eq!(self.log().recovery_point(), self.model.log_end);
+                self.check_everything()?;
             }
             Op::Reopen => {
                 let bases = self.log().segment_base_offsets();
