@@ -4,13 +4,17 @@
 //! Input: byte 0 bit 0 starts from the template log's files (else from an empty directory),
 //! bit 1 adds the clean-shutdown marker. Then commands, each `[file][op][len][data; len]`:
 //! `file` picks one of `FILE_NAMES`; `op` 0 replaces the file with `data`, 1 overwrites `data` at
-//! the position in its first two bytes, 2 truncates the file to `len * 16` bytes, 3 deletes it.
+//! the position in its first two bytes, 2 truncates the file to `len * 16` bytes, 3 deletes it,
+//! 4 rewrites the CRC of every batch in it (so patched batches are valid, and reach recovery's
+//! checks of offsets and epochs instead of stopping at the checksum).
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use logbus::log::Log;
-use logbus_fuzz::{config, exercise, scratch, template, write_dir, CLEAN_MARKER, FILE_NAMES};
+use logbus_fuzz::{
+    config, exercise, fix_crcs, scratch, template, write_dir, CLEAN_MARKER, FILE_NAMES,
+};
 
 /// Files stay small so each run is fast.
 const MAX_FILE_BYTES: usize = 64 << 10;
@@ -60,7 +64,7 @@ fn apply(files: &mut Vec<(String, Vec<u8>)>, name: &str, op: u8, len: usize, pay
         }
     };
     let contents = &mut files[at].1;
-    match op % 4 {
+    match op % 5 {
         0 => *contents = payload.to_vec(),
         1 => {
             let [high, low, patch @ ..] = payload else {
@@ -77,8 +81,9 @@ fn apply(files: &mut Vec<(String, Vec<u8>)>, name: &str, op: u8, len: usize, pay
             }
         }
         2 => contents.truncate(len * 16),
-        _ => {
+        3 => {
             files.remove(at);
         }
+        _ => fix_crcs(contents),
     }
 }
