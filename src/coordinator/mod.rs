@@ -1,1 +1,65 @@
-//! The coordinator.
+//! The coordinator: ZooKeeper's data model and guarantees behind the [`Coordinator`] trait.
+//!
+//! - A tree of znodes holding bytes (1 MiB at most by default), addressed by absolute paths.
+//! - Persistent, ephemeral, sequential and container nodes; versions and [`Stat`]; conditional
+//!   writes; `multi` transactions that apply all or nothing.
+//! - [`Session`]s with a timeout: a live handle heartbeats on its own; when a session ends, its
+//!   ephemeral nodes go in one transaction and watches fire.
+//! - One-shot, persistent and persistent-recursive watches, delivered per session in zxid order
+//!   on a bounded channel.
+//!
+//! [`MemoryCoordinator`] is the in-process reference implementation; [`recipes`] builds leader
+//! election and locks on any `Coordinator`.
+//!
+//! # Example
+//! ```
+//! use logbus::coordinator::{
+//!     Coordinator, CreateMode, Event, EventType, MemoryCoordinator, SessionConfig, Version, Watch,
+//! };
+//!
+//! # fn main() -> Result<(), logbus::coordinator::CoordError> {
+//! let coordinator = MemoryCoordinator::new();
+//! let broker = coordinator.session(SessionConfig::default())?;
+//! let observer = coordinator.session(SessionConfig::default())?;
+//! broker.create("/brokers", b"", CreateMode::Persistent)?;
+//! observer.get_children("/brokers", Watch::Set)?;
+//! broker.create("/brokers/0", b"{\"port\":9092}", CreateMode::Ephemeral)?;
+//! let Ok(Event::Watch(event)) = observer.events().try_recv() else { panic!("no event") };
+//! assert_eq!((event.kind, event.path.as_str()), (EventType::NodeChildrenChanged, "/brokers"));
+//! broker.close()?;
+//! assert!(observer.exists("/brokers/0", Watch::None)?.is_none());
+//! # let _ = Version::Any;
+//! # Ok(())
+//! # }
+//! ```
+
+mod clock;
+mod codec;
+#[doc(hidden)]
+pub mod conformance;
+mod error;
+#[doc(hidden)]
+pub mod linearizability;
+mod memory;
+mod path;
+pub mod recipes;
+mod session;
+mod snapshot;
+mod state;
+mod tree;
+mod txn;
+mod types;
+mod watches;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{CodecError, CoordError, PathError};
+pub use memory::{MemoryCoordinator, MemoryCoordinatorConfig, MemorySession};
+pub use path::check as check_path;
+pub use session::{Coordinator, Session};
+pub use snapshot::{decode_snapshot, encode_snapshot, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC};
+pub use tree::{Change, DataTree, Node};
+pub use txn::{decode_txn, encode_txn, NodeKind, Txn, TxnOp, TXN_FORMAT_VERSION};
+pub use types::{
+    AddWatchMode, CreateMode, Event, EventType, ExpiryReason, Op, OpResult, SessionConfig,
+    SessionEvent, SessionId, Stat, Version, Watch, WatchedEvent, WatcherKind, Zxid,
+};
