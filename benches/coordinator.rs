@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel;
 use logbus::coordinator::{
-    AddWatchMode, Coordinator, CreateMode, Event, MemoryCoordinator, Session, SessionConfig, Version, Watch,
+    AddWatchMode, Coordinator, CreateMode, Event, MemoryCoordinator, Session, SessionConfig,
+    Version, Watch,
 };
 use parking_lot::Mutex;
 
@@ -37,7 +38,11 @@ fn ops_per_second(mut run: impl FnMut()) -> f64 {
 
 fn report(name: &str, rate: f64, baseline: Option<f64>) {
     match baseline {
-        Some(base) => println!("{name:<32} {:>10.0} ops/s  ({:.2}x of baseline)", rate, rate / base),
+        Some(base) => println!(
+            "{name:<32} {:>10.0} ops/s  ({:.2}x of baseline)",
+            rate,
+            rate / base
+        ),
         None => println!("{name:<32} {rate:>10.0} ops/s"),
     }
 }
@@ -51,30 +56,47 @@ fn baseline() -> (f64, f64) {
     });
     let insert = ops_per_second(|| {
         for _ in 0..OPS_PER_SAMPLE {
-            black_box(map.lock().insert(black_box("/bench/key").to_owned(), VALUE.to_vec()));
+            black_box(
+                map.lock()
+                    .insert(black_box("/bench/key").to_owned(), VALUE.to_vec()),
+            );
         }
     });
     (get, insert)
 }
 
 fn throughput(session: &dyn Session, (base_get, base_insert): (f64, f64)) {
-    session.create("/bench", b"", CreateMode::Persistent).expect("create");
-    session.create("/bench/key", &VALUE, CreateMode::Persistent).expect("create");
+    session
+        .create("/bench", b"", CreateMode::Persistent)
+        .expect("create");
+    session
+        .create("/bench/key", &VALUE, CreateMode::Persistent)
+        .expect("create");
     let get = ops_per_second(|| {
         for _ in 0..OPS_PER_SAMPLE {
-            black_box(session.get_data(black_box("/bench/key"), Watch::None).expect("get"));
+            black_box(
+                session
+                    .get_data(black_box("/bench/key"), Watch::None)
+                    .expect("get"),
+            );
         }
     });
     report("coordinator get_data (100 B)", get, Some(base_get));
     let set = ops_per_second(|| {
         for _ in 0..OPS_PER_SAMPLE {
-            black_box(session.set_data(black_box("/bench/key"), &VALUE, Version::Any).expect("set"));
+            black_box(
+                session
+                    .set_data(black_box("/bench/key"), &VALUE, Version::Any)
+                    .expect("set"),
+            );
         }
     });
     report("coordinator set_data (100 B)", set, Some(base_insert));
     let pairs = ops_per_second(|| {
         for _ in 0..OPS_PER_SAMPLE / 2 {
-            session.create("/bench/tmp", &VALUE, CreateMode::Persistent).expect("create");
+            session
+                .create("/bench/tmp", &VALUE, CreateMode::Persistent)
+                .expect("create");
             session.delete("/bench/tmp", Version::Any).expect("delete");
         }
     });
@@ -84,10 +106,18 @@ fn throughput(session: &dyn Session, (base_get, base_insert): (f64, f64)) {
 /// Latency from just before a `set_data` returns-to-caller to the watcher thread holding the
 /// event, one event in flight at a time.
 fn watch_latency(coordinator: &MemoryCoordinator) {
-    let writer = coordinator.open_session(SessionConfig::default()).expect("session");
-    let watcher = coordinator.open_session(SessionConfig::default()).expect("session");
-    writer.create("/watched", b"", CreateMode::Persistent).expect("create");
-    watcher.add_watch("/watched", AddWatchMode::Persistent).expect("watch");
+    let writer = coordinator
+        .open_session(SessionConfig::default())
+        .expect("session");
+    let watcher = coordinator
+        .open_session(SessionConfig::default())
+        .expect("session");
+    writer
+        .create("/watched", b"", CreateMode::Persistent)
+        .expect("create");
+    watcher
+        .add_watch("/watched", AddWatchMode::Persistent)
+        .expect("watch");
     let epoch = Instant::now();
     let sent_ns = Arc::new(AtomicU64::new(0));
     let (ack, acked) = channel::bounded::<Duration>(1);
@@ -97,9 +127,12 @@ fn watch_latency(coordinator: &MemoryCoordinator) {
         let events = watcher.events().clone();
         std::thread::spawn(move || {
             for _ in 0..rounds {
-                let Ok(Event::Watch(_)) = events.recv() else { return };
+                let Ok(Event::Watch(_)) = events.recv() else {
+                    return;
+                };
                 let now_ns = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                let latency = Duration::from_nanos(now_ns.saturating_sub(sent_ns.load(Ordering::SeqCst)));
+                let latency =
+                    Duration::from_nanos(now_ns.saturating_sub(sent_ns.load(Ordering::SeqCst)));
                 if ack.send(latency).is_err() {
                     return;
                 }
@@ -108,8 +141,13 @@ fn watch_latency(coordinator: &MemoryCoordinator) {
     };
     let mut latencies = Vec::with_capacity(rounds);
     for _ in 0..rounds {
-        sent_ns.store(u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(0), Ordering::SeqCst);
-        writer.set_data("/watched", b"x", Version::Any).expect("set");
+        sent_ns.store(
+            u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(0),
+            Ordering::SeqCst,
+        );
+        writer
+            .set_data("/watched", b"x", Version::Any)
+            .expect("set");
         latencies.push(acked.recv().expect("ack"));
     }
     receiver.join().expect("receiver thread");
@@ -129,7 +167,9 @@ fn main() {
     report("baseline Mutex<HashMap> get", base.0, None);
     report("baseline Mutex<HashMap> insert", base.1, None);
     let coordinator = MemoryCoordinator::new();
-    let session = coordinator.session(SessionConfig::default()).expect("session");
+    let session = coordinator
+        .session(SessionConfig::default())
+        .expect("session");
     throughput(session.as_ref(), base);
     watch_latency(&coordinator);
 }

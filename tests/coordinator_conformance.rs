@@ -16,7 +16,10 @@ mod manual_clock {
 
     fn memory_coordinator_on_manual_clock() -> Arc<dyn Coordinator> {
         let clock = Arc::new(ManualClock::new(1_700_000_000_000));
-        Arc::new(MemoryCoordinator::with_clock(clock, MemoryCoordinatorConfig::default()))
+        Arc::new(MemoryCoordinator::with_clock(
+            clock,
+            MemoryCoordinatorConfig::default(),
+        ))
     }
 
     logbus::coordinator_conformance_tests!(memory_coordinator_on_manual_clock);

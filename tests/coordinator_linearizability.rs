@@ -5,11 +5,16 @@
 
 use std::sync::Arc;
 
-use logbus::coordinator::linearizability::{check, check_random_histories, record_history, RunConfig};
+use logbus::coordinator::linearizability::{
+    check, check_random_histories, record_history, RunConfig,
+};
 use logbus::coordinator::{Coordinator, MemoryCoordinator};
 
 fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
 }
 
 fn memory_coordinator() -> Arc<dyn Coordinator> {
@@ -28,14 +33,21 @@ fn random_histories_are_linearizable() {
 #[test]
 fn a_corrupted_recorded_history_is_rejected() {
     use logbus::coordinator::linearizability::{Input, Output};
-    let config = RunConfig { sessions: 4, ops_per_session: 50, keys: 1, seed: 7 };
+    let config = RunConfig {
+        sessions: 4,
+        ops_per_session: 50,
+        keys: 1,
+        seed: 7,
+    };
     let mut history = record_history(&memory_coordinator(), config);
     assert!(check(&history));
     let read = history
         .iter()
         .position(|op| op.input == Input::Get && matches!(op.output, Output::Read(Some(_))))
         .expect("a successful read in 200 operations");
-    let Output::Read(Some((value, version))) = history[read].output else { unreachable!() };
+    let Output::Read(Some((value, version))) = history[read].output else {
+        unreachable!()
+    };
     history[read].output = Output::Read(Some((value ^ 1, version)));
     assert!(!check(&history));
 }
@@ -44,10 +56,22 @@ fn a_corrupted_recorded_history_is_rejected() {
 /// orders to search.
 #[test]
 fn recorded_histories_have_overlapping_operations() {
-    let config = RunConfig { sessions: 8, ops_per_session: 100, keys: 2, seed: 11 };
+    let config = RunConfig {
+        sessions: 8,
+        ops_per_session: 100,
+        keys: 2,
+        seed: 11,
+    };
     let mut history = record_history(&memory_coordinator(), config);
     history.sort_by_key(|op| op.call);
-    let overlapping = history.windows(2).filter(|pair| pair[1].call < pair[0].ret).count();
-    assert!(overlapping > 0, "no overlap in {} operations", history.len());
+    let overlapping = history
+        .windows(2)
+        .filter(|pair| pair[1].call < pair[0].ret)
+        .count();
+    assert!(
+        overlapping > 0,
+        "no overlap in {} operations",
+        history.len()
+    );
     assert!(check(&history));
 }

@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use super::clock::{Clock, SystemClock};
 use super::error::CoordError;
 use super::session::{Coordinator, Session};
-use super::state::{Heartbeat, SessionEntry, State};
+use super::state::{Heartbeat, SessionEntry, State, TxnObserver};
 use super::tree::DataTree;
 use super::types::{
     AddWatchMode, CreateMode, Event, ExpiryReason, Op, OpResult, SessionConfig, SessionEvent,
@@ -117,6 +117,12 @@ impl MemoryCoordinator {
             shared: Shared::new(clock, config),
             _ticker: None,
         }
+    }
+
+    /// Makes `observer` see every txn committed from now on, before it is applied (in zxid
+    /// order, under the coordinator's lock). Replaces any earlier observer.
+    pub fn observe_txns(&self, observer: Arc<dyn TxnObserver>) {
+        self.shared.state.lock().observer = Some(observer);
     }
 
     /// Expires every session whose heartbeat stopped at least its timeout ago, now.

@@ -33,6 +33,8 @@
 //! # }
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod clock;
 mod codec;
 #[doc(hidden)]
@@ -57,6 +59,7 @@ pub use memory::{MemoryCoordinator, MemoryCoordinatorConfig, MemorySession};
 pub use path::check as check_path;
 pub use session::{Coordinator, Session};
 pub use snapshot::{decode_snapshot, encode_snapshot, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC};
+pub use state::TxnObserver;
 pub use tree::{Change, DataTree, Node};
 pub use txn::{decode_txn, encode_txn, NodeKind, Txn, TxnOp, TXN_FORMAT_VERSION};
 pub use types::{

@@ -1,6 +1,7 @@
 //! The in-memory coordinator's state behind its one lock, and every operation on it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crossbeam::channel::Sender;
 
@@ -39,8 +40,14 @@ pub struct SessionEntry {
     pub capacity: usize,
 }
 
+/// Sees every committed transaction, in zxid order, before it is applied: the seam where
+/// durability (appending `encode_txn` bytes to a log) and replication plug in.
+pub trait TxnObserver: Send + Sync {
+    /// Called under the coordinator's lock, so it must not call back into the coordinator.
+    fn committed(&self, txn: &Txn);
+}
+
 /// Everything the coordinator knows, guarded by `Shared::state`.
-#[derive(Debug)]
 pub struct State {
     /// The znodes.
     pub tree: DataTree,
@@ -54,6 +61,8 @@ pub struct State {
     pub next_expiry_check_ms: i64,
     /// Largest accepted data.
     pub max_data_bytes: usize,
+    /// Sees each txn before it is applied.
+    pub observer: Option<Arc<dyn TxnObserver>>,
 }
 
 impl State {
@@ -66,6 +75,7 @@ impl State {
             next_session_id: 1,
             next_expiry_check_ms: i64::MAX,
             max_data_bytes,
+            observer: None,
         }
     }
 
@@ -177,6 +187,9 @@ impl State {
             time_ms: now_ms,
             ops,
         };
+        if let Some(observer) = &self.observer {
+            observer.committed(&txn);
+        }
         let changes = self.tree.apply(&txn);
         if !self.watches.is_empty() {
             self.deliver(&changes, zxid, overflowed);
