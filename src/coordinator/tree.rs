@@ -543,3 +543,115 @@ fn data_length(data: &[u8]) -> i32 {
 fn count(len: usize) -> i32 {
     i32::try_from(len).unwrap_or(i32::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SESSION: SessionId = SessionId(9);
+
+    /// Prepares `build` as one txn at the next zxid and applies it.
+    fn commit(
+        tree: &mut DataTree,
+        scope: PrepScope,
+        build: impl FnOnce(&mut Prep<'_>),
+    ) -> Vec<Change> {
+        let mut prep = Prep::new(tree, SESSION, 1024, scope);
+        build(&mut prep);
+        let ops = prep.into_ops();
+        let txn = Txn {
+            zxid: Zxid(tree.last_zxid().0 + 1),
+            time_ms: 5,
+            ops,
+        };
+        tree.apply(&txn)
+    }
+
+    fn create(tree: &mut DataTree, path: &str, mode: CreateMode) {
+        commit(tree, PrepScope::Single, |prep| {
+            prep.create(path, b"", mode).expect("create");
+        });
+    }
+
+    #[test]
+    fn nested_containers_go_with_their_last_descendant() {
+        let mut tree = DataTree::new();
+        create(&mut tree, "/c1", CreateMode::Container);
+        create(&mut tree, "/c1/c2", CreateMode::Container);
+        create(&mut tree, "/c1/c2/x", CreateMode::Persistent);
+        let changes = commit(&mut tree, PrepScope::Single, |prep| {
+            prep.delete("/c1/c2/x", Version::Any).expect("delete")
+        });
+        assert!(changes.contains(&Change::Deleted("/c1/c2".into())));
+        assert!(changes.contains(&Change::Deleted("/c1".into())));
+        assert_eq!(tree.len(), 1);
+        assert_eq!(tree.get("/").expect("root").stat.num_children, 0);
+    }
+
+    #[test]
+    fn a_multi_that_empties_and_refills_a_container_keeps_it() {
+        let mut tree = DataTree::new();
+        create(&mut tree, "/c", CreateMode::Container);
+        create(&mut tree, "/c/a", CreateMode::Persistent);
+        commit(&mut tree, PrepScope::Multi, |prep| {
+            prep.delete("/c/a", Version::Any).expect("delete");
+            prep.create("/c/b", b"", CreateMode::Persistent)
+                .expect("create");
+        });
+        assert_eq!(
+            tree.get("/c").expect("container").children,
+            BTreeSet::from(["b".to_owned()])
+        );
+    }
+
+    #[test]
+    fn sequential_creates_in_one_multi_get_consecutive_suffixes() {
+        let mut tree = DataTree::new();
+        let mut names = Vec::new();
+        commit(&mut tree, PrepScope::Multi, |prep| {
+            for _ in 0..3 {
+                names.push(
+                    prep.create("/s-", b"", CreateMode::EphemeralSequential)
+                        .expect("create"),
+                );
+            }
+        });
+        assert_eq!(names, ["/s-0000000000", "/s-0000000001", "/s-0000000002"]);
+        assert_eq!(tree.ephemeral_owners().collect::<Vec<_>>(), [SESSION]);
+        commit(&mut tree, PrepScope::Single, |prep| {
+            prep.ops.push(TxnOp::CloseSession { session: SESSION });
+        });
+        assert_eq!(tree.len(), 1);
+        assert!(!tree.owns_ephemerals(SESSION));
+    }
+
+    #[test]
+    fn a_multi_sees_its_own_deletes_and_versions() {
+        let mut tree = DataTree::new();
+        create(&mut tree, "/n", CreateMode::Persistent);
+        let mut prep = Prep::new(&tree, SESSION, 1024, PrepScope::Multi);
+        assert_eq!(prep.set_data("/n", b"1", Version::Exactly(0)), Ok(1));
+        assert_eq!(prep.set_data("/n", b"2", Version::Exactly(1)), Ok(2));
+        prep.delete("/n", Version::Exactly(2)).expect("delete");
+        assert_eq!(
+            prep.check("/n", Version::Any),
+            Err(CoordError::NoNode { path: "/n".into() })
+        );
+        assert_eq!(
+            prep.create("/n", b"", CreateMode::Persistent),
+            Ok("/n".into())
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "not after")]
+    fn applying_an_old_zxid_is_a_bug() {
+        let mut tree = DataTree::new();
+        create(&mut tree, "/a", CreateMode::Persistent);
+        tree.apply(&Txn {
+            zxid: Zxid(1),
+            time_ms: 0,
+            ops: Vec::new(),
+        });
+    }
+}
