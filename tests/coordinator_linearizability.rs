@@ -1,6 +1,6 @@
 //! Random concurrent histories against `MemoryCoordinator`, checked for linearizability.
 //!
-//! `LOGBUS_LINEARIZABILITY_RUNS=N` runs N histories (default 8); `LOGBUS_LINEARIZABILITY_SEED=S`
+//! `LOGBUS_LINEARIZABILITY_RUNS=N` runs N histories (default 20); `LOGBUS_LINEARIZABILITY_SEED=S`
 //! replays the histories of seed S (the failure message names it).
 
 use std::sync::Arc;
@@ -23,7 +23,7 @@ fn memory_coordinator() -> Arc<dyn Coordinator> {
 
 #[test]
 fn random_histories_are_linearizable() {
-    let runs = usize::try_from(env_u64("LOGBUS_LINEARIZABILITY_RUNS", 8)).unwrap_or(8);
+    let runs = usize::try_from(env_u64("LOGBUS_LINEARIZABILITY_RUNS", 20)).unwrap_or(20);
     let seed = env_u64("LOGBUS_LINEARIZABILITY_SEED", 0x10_6b05);
     check_random_histories(&memory_coordinator, runs, seed);
 }

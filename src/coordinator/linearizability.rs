@@ -223,6 +223,14 @@ impl SplitMix64 {
     }
 }
 
+/// Spins for a random short while, as a network round trip would, so that operations of
+/// different sessions overlap and the checker has orders to search.
+fn delay(rng: &mut SplitMix64) {
+    for _ in 0..rng.below(500) {
+        std::hint::spin_loop();
+    }
+}
+
 fn node_path(key: u8) -> String {
     format!("{DIR}/k{key}")
 }
@@ -303,7 +311,9 @@ pub fn record_history(coordinator: &Arc<dyn Coordinator>, config: RunConfig) -> 
                             let key = u8::try_from(rng.below(u64::from(config.keys))).unwrap_or(0);
                             let input = random_input(&mut rng, ((client as u64) << 32) | i as u64);
                             let call = clock.fetch_add(1, Ordering::SeqCst);
+                            delay(&mut rng);
                             let output = execute(session.as_ref(), key, input);
+                            delay(&mut rng);
                             let ret = clock.fetch_add(1, Ordering::SeqCst);
                             Operation {
                                 key,
