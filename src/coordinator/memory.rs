@@ -68,8 +68,12 @@ impl Shared {
 /// in the background: expiry is checked on every operation and by [`MemoryCoordinator::tick`],
 /// which tests call after advancing a `ManualClock`.
 ///
-/// Durability is not wired yet: every change is a [`Txn`](super::Txn) applied by
-/// `DataTree::apply`, with byte codecs for txns and snapshots, ready to be appended to a log.
+/// Durability is not wired yet (it waits for the crate's log engine). Every committed change is
+/// already a [`Txn`](super::Txn) value applied by one function, `DataTree::apply`; an observer
+/// set with [`MemoryCoordinator::observe_txns`] sees each one before it is applied, and
+/// `encode_txn` / `encode_snapshot` turn txns and the tree into bytes. Replaying the txns (after
+/// a snapshot) rebuilds the tree; ephemeral nodes are then removed with one `CloseSession` txn
+/// per owner, since sessions do not survive a restart.
 pub struct MemoryCoordinator {
     shared: Arc<Shared>,
     /// The expiry thread, when time is the system's.
@@ -162,7 +166,9 @@ impl MemoryCoordinator {
         }
         let tick_ms = self.shared.config.tick_ms.max(1);
         let timeout_ms = config.timeout_ms.clamp(2 * tick_ms, 20 * tick_ms);
-        let (sender, receiver) = channel::bounded(config.event_queue_capacity.saturating_add(1));
+        // Unbounded underneath, so memory grows with the events actually queued rather than the
+        // capacity; `State::deliver` enforces the bound.
+        let (sender, receiver) = channel::unbounded();
         let entry = SessionEntry {
             timeout_ms: i64::try_from(timeout_ms).unwrap_or(i64::MAX),
             last_heard_ms: self.shared.now_ms(),

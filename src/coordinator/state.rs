@@ -33,8 +33,8 @@ pub struct SessionEntry {
     pub last_heard_ms: i64,
     /// Whether its handle pings.
     pub heartbeat: Heartbeat,
-    /// Its event queue; the channel holds one slot more than `capacity`, kept for the final
-    /// session event.
+    /// Its event queue. Watch events are queued only while fewer than `capacity` wait; the
+    /// final session event is always queued, so a consumer learns why its session ended.
     pub events: Sender<Event>,
     /// How many watch events may wait in the queue.
     pub capacity: usize,
@@ -157,7 +157,7 @@ impl State {
                     &mut overflowed,
                 );
             }
-            // The channel keeps a slot beyond `capacity` for this event; a gone receiver is fine.
+            // Always fits (the channel itself is unbounded); a gone receiver is fine.
             let _ = entry.events.try_send(Event::Session(event));
             ending.extend(overflowed.into_iter().map(|id| (id, overflow())));
         }
