@@ -192,6 +192,10 @@ fn sessions_expiring_together_end_in_id_order_each_in_one_transaction() {
             (EventType::NodeDeleted, "/dir/s2"),
         ]
     );
+    assert!(
+        events.iter().all(|e| e.zxid.is_some()),
+        "the memory coordinator reports zxids"
+    );
     assert!(events[..3].iter().all(|e| e.zxid == events[0].zxid));
     assert!(events[3..].iter().all(|e| e.zxid == events[3].zxid));
     assert!(events[0].zxid < events[3].zxid);

@@ -215,7 +215,7 @@ impl State {
                 let event = WatchedEvent {
                     kind,
                     path: event_path.to_owned(),
-                    zxid,
+                    zxid: Some(zxid),
                 };
                 let _ = entry.events.try_send(Event::Watch(event));
             }

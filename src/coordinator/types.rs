@@ -154,8 +154,9 @@ pub struct WatchedEvent {
     pub kind: EventType,
     /// The node it happened to.
     pub path: String,
-    /// The transaction that caused it.
-    pub zxid: Zxid,
+    /// The transaction that caused it; `None` when the server does not say (ZooKeeper reports
+    /// it from 3.9 on). [`MemoryCoordinator`](super::MemoryCoordinator) always does.
+    pub zxid: Option<Zxid>,
 }
 
 /// Why a session ended without being closed.

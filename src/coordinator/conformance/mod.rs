@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use super::{
     CoordError, Coordinator, CreateMode, Event, EventType, Session, SessionConfig, WatchedEvent,
+    Zxid,
 };
 
 pub use multi::{
@@ -185,6 +186,11 @@ pub fn expect_no_event(session: &Arc<dyn Session>) {
     if let Ok(event) = session.events().try_recv() {
         panic!("unexpected event {event:?}");
     }
+}
+
+/// The zxids of `events`, if the coordinator reports every one (ZooKeeper before 3.9 does not).
+pub fn zxids(events: &[WatchedEvent]) -> Option<Vec<Zxid>> {
+    events.iter().map(|event| event.zxid).collect()
 }
 
 /// Creates a persistent node with empty data.
