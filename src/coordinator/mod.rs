@@ -11,6 +11,21 @@
 //! [`MemoryCoordinator`] is the in-process reference implementation; [`recipes`] builds leader
 //! election and locks on any `Coordinator`.
 //!
+//! # Where `MemoryCoordinator` differs from ZooKeeper
+//! - Reads are linearizable too (ZooKeeper's reads are served by one server and may be stale,
+//!   even after `sync`); `sync` therefore only validates its path.
+//! - A container is deleted in the same transaction as its last child, not later by a reaper.
+//! - A session whose event queue overflows (`SessionConfig::event_queue_capacity`, default
+//!   10 000) is expired with `ExpiryReason::QueueOverflow`; ZooKeeper has no such bound.
+//! - A live handle never misses a heartbeat; [`Session::stop_heartbeat`] plays a hung client.
+//! - Session ids count up from 1; there is one epoch, so a zxid is a plain counter.
+//!
+//! # Durability
+//! Not wired yet: it waits for the crate's log engine. Every committed change is a [`Txn`]
+//! applied by [`DataTree::apply`]; [`encode_txn`] / [`decode_txn`] and [`encode_snapshot`] /
+//! [`decode_snapshot`] are pure codecs with typed errors, and [`TxnObserver`] is where a log
+//! will take each txn.
+//!
 //! # Example
 //! ```
 //! use logbus::coordinator::{

@@ -8,6 +8,25 @@
 //! A recipe reads the events of its session. Either give it a session of its own and call the
 //! blocking `wait_*` methods, which consume that session's events, or keep your own event loop
 //! and pass each event to `handle`.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use logbus::coordinator::recipes::{LeaderElection, Standing};
+//! use logbus::coordinator::{Coordinator, MemoryCoordinator, SessionConfig};
+//!
+//! # fn main() -> Result<(), logbus::coordinator::CoordError> {
+//! let coordinator = MemoryCoordinator::new();
+//! let first = LeaderElection::join(coordinator.session(SessionConfig::default())?, "/election", b"1")?;
+//! let mut second = LeaderElection::join(coordinator.session(SessionConfig::default())?, "/election", b"2")?;
+//! assert!(first.is_leader());
+//! assert!(!second.is_leader());
+//! first.resign()?;
+//! assert_eq!(second.wait_for_leadership(Duration::from_secs(10))?, Standing::First);
+//! assert_eq!(second.leader()?.map(|(_, data)| data), Some(b"2".to_vec()));
+//! # Ok(())
+//! # }
+//! ```
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
