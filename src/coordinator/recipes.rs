@@ -171,6 +171,9 @@ fn sequence(name: &str) -> i64 {
 ///
 /// The candidate's data (say, a broker id) is stored in its node, so followers can read who
 /// leads with [`LeaderElection::leader`].
+///
+/// Dropping a candidate without [`LeaderElection::resign`] leaves its node in place until its
+/// session ends, like a process that stopped without saying so.
 pub struct LeaderElection {
     contender: Contender,
 }

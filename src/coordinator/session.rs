@@ -133,3 +133,25 @@ pub trait Session: Send + Sync {
     /// `ConnectionLoss` from a remote coordinator.
     fn close(&self) -> Result<(), CoordError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coordinator::MemoryCoordinator;
+
+    fn assert_send_sync<T: Send + Sync + ?Sized>() {}
+
+    #[test]
+    fn traits_are_object_safe_and_shareable_across_threads() {
+        assert_send_sync::<dyn Coordinator>();
+        assert_send_sync::<dyn Session>();
+        let coordinator: Arc<dyn Coordinator> = Arc::new(MemoryCoordinator::new());
+        let session: Arc<dyn Session> = coordinator
+            .session(SessionConfig::default())
+            .expect("session");
+        let id = std::thread::spawn(move || session.id())
+            .join()
+            .expect("thread");
+        assert_ne!(id, SessionId::NONE);
+    }
+}
