@@ -6,8 +6,8 @@ use std::sync::Arc;
 use logbus::coordinator::linearizability::SplitMix64;
 use logbus::coordinator::{
     decode_snapshot, decode_txn, encode_snapshot, encode_txn, CreateMode, DataTree, ManualClock,
-    MemoryCoordinator, MemoryCoordinatorConfig, MemorySession, Op, Session, SessionConfig, Txn,
-    TxnObserver, Version,
+    MemoryCoordinator, MemoryCoordinatorConfig, MemorySession, NodeKind, Op, Session,
+    SessionConfig, SessionId, Txn, TxnObserver, TxnOp, Version, Zxid,
 };
 use parking_lot::Mutex;
 
@@ -64,6 +64,7 @@ fn replay(records: &[Vec<u8>], mut tree: DataTree) -> DataTree {
 
 #[test]
 fn replaying_encoded_txns_rebuilds_the_tree() {
+    let mut former_sessions = 0;
     for seed in 0..20 {
         let clock = Arc::new(ManualClock::new(0));
         let coordinator = MemoryCoordinator::with_clock(
@@ -136,5 +137,65 @@ fn replaying_encoded_txns_rebuilds_the_tree() {
             live,
             "seed {seed}: snapshot + tail"
         );
+        former_sessions += assert_restart_keeps_only_persistent_state(&live, clock);
     }
+    assert!(
+        former_sessions > 0,
+        "the workload leaves ephemeral nodes to clean up"
+    );
+}
+
+/// A coordinator restarted from a tree keeps persistent nodes with their data and versions,
+/// and loses every ephemeral node (and containers emptied by that).
+fn assert_restart_keeps_only_persistent_state(live: &DataTree, clock: Arc<ManualClock>) -> usize {
+    let restarted =
+        MemoryCoordinator::from_tree(live.clone(), clock, MemoryCoordinatorConfig::default());
+    let tree = restarted.tree();
+    assert_eq!(tree.ephemeral_owners().count(), 0);
+    for (path, node) in live.nodes() {
+        match (node.kind, tree.get(path)) {
+            (NodeKind::Ephemeral(_), after) => assert!(after.is_none(), "{path} survived"),
+            (NodeKind::Persistent, None) => panic!("persistent {path} lost"),
+            (NodeKind::Persistent, Some(after)) => {
+                assert_eq!(
+                    (&after.data, after.stat.version),
+                    (&node.data, node.stat.version),
+                    "{path}"
+                );
+                assert!(
+                    after.stat.cversion >= node.stat.cversion,
+                    "{path}: sequence counter went back"
+                );
+            }
+            (NodeKind::Container, _) => {}
+        }
+    }
+    let mut expected = live.clone();
+    let mut owners: Vec<SessionId> = live.ephemeral_owners().collect();
+    owners.sort();
+    for (i, session) in owners.iter().enumerate() {
+        let zxid = Zxid(live.last_zxid().0 + 1 + i as i64);
+        expected.apply(&Txn {
+            zxid,
+            time_ms: 0,
+            ops: vec![TxnOp::CloseSession { session: *session }],
+        });
+    }
+    assert_eq!(tree.nodes().count(), expected.nodes().count());
+    for (path, node) in expected.nodes() {
+        assert_eq!(
+            tree.get(path)
+                .map(|n| (&n.data, n.stat.version, n.stat.cversion)),
+            Some((&node.data, node.stat.version, node.stat.cversion)),
+            "{path}"
+        );
+    }
+    let session = restarted
+        .open_session(SessionConfig::default())
+        .expect("session");
+    assert!(
+        owners.iter().all(|owner| *owner < session.id()),
+        "session ids are not reused"
+    );
+    owners.len()
 }

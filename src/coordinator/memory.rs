@@ -123,6 +123,23 @@ impl MemoryCoordinator {
         }
     }
 
+    /// A coordinator holding `tree` (rebuilt from a snapshot and a log of txns), on `clock`
+    /// with no background thread (as [`MemoryCoordinator::with_clock`]).
+    ///
+    /// Sessions do not survive a restart, so the ephemeral nodes of every former session are
+    /// deleted first, one `CloseSession` txn per owner (with watches to fire yet, none fire);
+    /// new session ids start above every former owner's.
+    pub fn from_tree(
+        tree: DataTree,
+        clock: Arc<dyn Clock>,
+        config: MemoryCoordinatorConfig,
+    ) -> MemoryCoordinator {
+        let coordinator = MemoryCoordinator::with_clock(clock, config);
+        let now_ms = coordinator.shared.now_ms();
+        coordinator.shared.state.lock().restore(tree, now_ms);
+        coordinator
+    }
+
     /// Makes `observer` see every txn committed from now on, before it is applied (in zxid
     /// order, under the coordinator's lock). Replaces any earlier observer.
     pub fn observe_txns(&self, observer: Arc<dyn TxnObserver>) {

@@ -79,6 +79,17 @@ impl State {
         }
     }
 
+    /// Replaces the tree with a recovered one and ends its former sessions.
+    pub fn restore(&mut self, tree: DataTree, now_ms: i64) {
+        let mut owners: Vec<SessionId> = tree.ephemeral_owners().collect();
+        owners.sort_unstable();
+        self.tree = tree;
+        for session in owners {
+            self.next_session_id = self.next_session_id.max(session.0.saturating_add(1));
+            self.commit(vec![TxnOp::CloseSession { session }], now_ms);
+        }
+    }
+
     /// Registers a session and returns its id.
     pub fn open_session(&mut self, entry: SessionEntry) -> SessionId {
         let id = SessionId(self.next_session_id);
