@@ -76,3 +76,55 @@ fn recorded_histories_have_overlapping_operations() {
     );
     assert!(check(&history));
 }
+
+/// Under concurrent writers, a recursive watcher gets exactly one event per successful write,
+/// in strictly increasing zxid order.
+#[test]
+fn concurrent_writes_reach_a_watcher_once_each_in_zxid_order() {
+    use logbus::coordinator::{AddWatchMode, CreateMode, Event, SessionConfig, Version};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let coordinator = memory_coordinator();
+    let watcher = coordinator
+        .session(SessionConfig::default())
+        .expect("session");
+    watcher
+        .create("/w", b"", CreateMode::Persistent)
+        .expect("create");
+    watcher
+        .add_watch("/w", AddWatchMode::PersistentRecursive)
+        .expect("watch");
+    let successes = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for writer in 0..4 {
+            let (coordinator, successes) = (&coordinator, &successes);
+            scope.spawn(move || {
+                let session = coordinator
+                    .session(SessionConfig::default())
+                    .expect("session");
+                for i in 0..200u32 {
+                    let path = format!("/w/k{}", (i + writer) % 3);
+                    let done = match i % 3 {
+                        0 => session.create(&path, b"", CreateMode::Persistent).is_ok(),
+                        1 => session
+                            .set_data(&path, &i.to_be_bytes(), Version::Any)
+                            .is_ok(),
+                        _ => session.delete(&path, Version::Any).is_ok(),
+                    };
+                    successes.fetch_add(usize::from(done), Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    watcher.sync("/").expect("sync");
+    let zxids: Vec<_> = watcher
+        .events()
+        .try_iter()
+        .map(|event| match event {
+            Event::Watch(event) => event.zxid.expect("memory coordinator reports zxids"),
+            Event::Session(ended) => panic!("watcher ended: {ended:?}"),
+        })
+        .collect();
+    assert_eq!(zxids.len(), successes.load(Ordering::SeqCst));
+    assert!(zxids.windows(2).all(|w| w[0] < w[1]));
+}
