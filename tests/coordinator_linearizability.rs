@@ -128,3 +128,43 @@ fn concurrent_writes_reach_a_watcher_once_each_in_zxid_order() {
     assert_eq!(zxids.len(), successes.load(Ordering::SeqCst));
     assert!(zxids.windows(2).all(|w| w[0] < w[1]));
 }
+
+/// While another thread writes, every version a session reads has already been announced to
+/// it: the events queued by the time a read returns cover every change that read shows.
+#[test]
+fn a_reader_never_sees_a_change_before_its_event() {
+    use logbus::coordinator::{AddWatchMode, CreateMode, SessionConfig, Version, Watch};
+
+    const WRITES: i32 = 2_000;
+    let coordinator = memory_coordinator();
+    let reader = coordinator
+        .session(SessionConfig::default())
+        .expect("session");
+    reader
+        .create("/v", b"", CreateMode::Persistent)
+        .expect("create");
+    reader
+        .add_watch("/v", AddWatchMode::Persistent)
+        .expect("watch");
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let writer = coordinator
+                .session(SessionConfig::default())
+                .expect("session");
+            for _ in 0..WRITES {
+                writer.set_data("/v", b"x", Version::Any).expect("set");
+            }
+        });
+        let mut announced = 0;
+        let mut version = 0;
+        while version < WRITES {
+            version = reader.get_data("/v", Watch::None).expect("read").1.version;
+            announced += reader.events().try_iter().count();
+            let announced = i32::try_from(announced).expect("few events");
+            assert!(
+                announced >= version,
+                "read version {version} with {announced} events"
+            );
+        }
+    });
+}
