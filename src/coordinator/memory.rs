@@ -68,6 +68,9 @@ impl Shared {
 /// in the background: expiry is checked on every operation and by [`MemoryCoordinator::tick`],
 /// which tests call after advancing a `ManualClock`.
 ///
+/// Sessions keep the shared state alive after the coordinator is dropped; the background thread
+/// stops with the coordinator, after which expiry is checked only on operations.
+///
 /// Durability is not wired yet (it waits for the crate's log engine). Every committed change is
 /// already a [`Txn`](super::Txn) value applied by one function, `DataTree::apply`; an observer
 /// set with [`MemoryCoordinator::observe_txns`] sees each one before it is applied, and
