@@ -662,3 +662,63 @@ fn indexes_rebuilt_under_a_smaller_index_size_hold_every_entry() {
     append(&log, 2, 0);
     assert_eq!(log.log_end_offset(), 102);
 }
+
+/// What each flush policy leaves unflushed, i.e. what a crash may take: nothing with
+/// `EveryAppend`; with `Every`, at most `messages - 1` records and nothing older than
+/// `interval_ms` once `flush_if_due` runs.
+#[test]
+fn each_flush_policy_advances_the_recovery_point_as_documented() {
+    use logbus::clock::ManualClock;
+    use std::sync::Arc;
+
+    let root = tempfile::tempdir().unwrap();
+    let every_append = Log::open(
+        root.path().join("every-0"),
+        LogConfig {
+            flush: FlushPolicy::EveryAppend,
+            ..config()
+        },
+    )
+    .unwrap();
+    for _ in 0..5 {
+        append(&every_append, 2, 0);
+        assert_eq!(every_append.recovery_point(), every_append.log_end_offset());
+    }
+
+    let clock = ManualClock::new(10_000);
+    let batched = Log::open_with_clock(
+        root.path().join("batched-0"),
+        LogConfig {
+            flush: FlushPolicy::Every {
+                messages: 3,
+                interval_ms: 500,
+            },
+            ..config()
+        },
+        Arc::new(clock.clone()),
+    )
+    .unwrap();
+    append(&batched, 2, 0);
+    assert_eq!(batched.recovery_point(), 0, "2 of 3 messages");
+    append(&batched, 1, 0);
+    assert_eq!(batched.recovery_point(), 3, "3 messages flush");
+    append(&batched, 1, 0);
+    batched.flush_if_due().unwrap();
+    assert_eq!(batched.recovery_point(), 3, "not due yet");
+    clock.advance_ms(499);
+    batched.flush_if_due().unwrap();
+    assert_eq!(batched.recovery_point(), 3, "not due yet");
+    clock.advance_ms(1);
+    batched.flush_if_due().unwrap();
+    assert_eq!(batched.recovery_point(), 4, "interval elapsed");
+
+    let os_decides = Log::open(root.path().join("os-0"), config()).unwrap();
+    append(&os_decides, 3, 0);
+    assert_eq!(os_decides.recovery_point(), 0);
+    os_decides.roll().unwrap();
+    assert_eq!(
+        os_decides.recovery_point(),
+        3,
+        "a roll flushes the sealed segment"
+    );
+}
