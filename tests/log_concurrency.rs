@@ -170,6 +170,9 @@ fn read_randomly(log: &Log, done: &AtomicBool, seed: u64) -> usize {
         state ^= state << 17;
         let (start, end) = (log.log_start_offset(), log.log_end_offset());
         if end == start {
+            if done.load(Ordering::Acquire) {
+                break;
+            }
             thread::yield_now();
             continue;
         }
