@@ -82,7 +82,7 @@ fn replaying_encoded_txns_rebuilds_the_tree() {
             })
             .collect();
         for _ in 0..300 {
-            clock.advance(rng.below(50));
+            clock.advance_ms(rng.below(50) as i64);
             match rng.below(40) {
                 0 => {
                     sessions.remove(0).close().expect("close");
@@ -94,7 +94,7 @@ fn replaying_encoded_txns_rebuilds_the_tree() {
                 }
                 1 => {
                     sessions[0].stop_heartbeat();
-                    clock.advance(60_000);
+                    clock.advance_ms(60_000);
                     coordinator.tick();
                     sessions.remove(0);
                     sessions.push(

@@ -52,11 +52,11 @@ fn session_expires_exactly_at_its_timeout_after_heartbeats_stop() {
         .expect("create");
     watcher.exists("/eph", Watch::Set).expect("exists");
     owner.stop_heartbeat();
-    clock.advance(5_999);
+    clock.advance_ms(5_999);
     coordinator.tick();
     assert_eq!(coordinator.live_sessions(), 2);
     assert!(watcher.events().is_empty());
-    clock.advance(1);
+    clock.advance_ms(1);
     coordinator.tick();
     assert_eq!(coordinator.live_sessions(), 1);
     assert_eq!(
@@ -82,7 +82,7 @@ fn a_heartbeating_handle_never_expires() {
         .create("/eph", b"", CreateMode::Ephemeral)
         .expect("create");
     for _ in 0..10 {
-        clock.advance(3_600_000);
+        clock.advance_ms(3_600_000);
         coordinator.tick();
     }
     assert!(session
@@ -100,7 +100,7 @@ fn expiry_is_also_checked_lazily_by_operations() {
         .create("/eph", b"", CreateMode::Ephemeral)
         .expect("create");
     owner.stop_heartbeat();
-    clock.advance(4_000);
+    clock.advance_ms(4_000);
     assert_eq!(
         other.exists("/eph", Watch::None),
         Ok(None),
@@ -114,16 +114,16 @@ fn operations_count_as_heartbeats() {
     let (clock, coordinator) = setup();
     let session = open(&coordinator, 6_000);
     session.stop_heartbeat();
-    clock.advance(5_000);
+    clock.advance_ms(5_000);
     session.sync("/").expect("still live");
-    clock.advance(5_000);
+    clock.advance_ms(5_000);
     coordinator.tick();
     assert_eq!(
         coordinator.live_sessions(),
         1,
         "last heard 5 s ago, timeout 6 s"
     );
-    clock.advance(1_000);
+    clock.advance_ms(1_000);
     coordinator.tick();
     assert!(expired(&session));
 }
@@ -143,7 +143,7 @@ fn node_times_come_from_the_clock() {
     session
         .create("/t", b"", CreateMode::Persistent)
         .expect("create");
-    clock.advance(1_500);
+    clock.advance_ms(1_500);
     let stat = session.set_data("/t", b"x", Version::Any).expect("set");
     assert_eq!((stat.ctime_ms, stat.mtime_ms), (START_MS, START_MS + 1_500));
 }
@@ -173,7 +173,7 @@ fn sessions_expiring_together_end_in_id_order_each_in_one_transaction() {
     watcher.get_children("/dir", Watch::Set).expect("children");
     second.stop_heartbeat();
     first.stop_heartbeat();
-    clock.advance(4_000);
+    clock.advance_ms(4_000);
     coordinator.tick();
     let events: Vec<WatchedEvent> = std::iter::from_fn(|| match watcher.events().try_recv() {
         Ok(Event::Watch(event)) => Some(event),

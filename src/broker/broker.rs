@@ -33,7 +33,7 @@ impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
             broker_id: 0,
-            clock: Arc::new(SystemClock),
+            clock: Arc::new(SystemClock::new()),
             maintenance_interval_ms: Some(30_000),
         }
     }

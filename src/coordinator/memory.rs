@@ -7,7 +7,6 @@ use std::time::Duration;
 use crossbeam::channel::{self, Receiver, Sender};
 use parking_lot::Mutex;
 
-use super::clock::{Clock, SystemClock};
 use super::error::CoordError;
 use super::session::{Coordinator, Session};
 use super::state::{Heartbeat, SessionEntry, State, TxnObserver};
@@ -16,6 +15,7 @@ use super::types::{
     AddWatchMode, CreateMode, Event, ExpiryReason, Op, OpResult, SessionConfig, SessionEvent,
     SessionId, Stat, Version, Watch, WatcherKind, Zxid,
 };
+use crate::clock::{Clock, SystemClock};
 
 /// How a [`MemoryCoordinator`] behaves.
 ///

@@ -50,7 +50,6 @@
 
 #![forbid(unsafe_code)]
 
-mod clock;
 mod codec;
 #[doc(hidden)]
 pub mod conformance;
@@ -68,7 +67,7 @@ mod txn;
 mod types;
 mod watches;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use error::{CodecError, CoordError, PathError};
 pub use memory::{MemoryCoordinator, MemoryCoordinatorConfig, MemorySession};
 pub use path::check as check_path;

@@ -104,7 +104,7 @@ impl Log {
     /// `InvalidDirectoryName`/`InvalidTopicName`, `InvalidConfig`, `Locked` when another log
     /// holds the directory, `Corrupt` for damage before the recovery point, `Io`.
     pub fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<Log, LogError> {
-        Self::open_with_clock(dir, config, Arc::new(SystemClock))
+        Self::open_with_clock(dir, config, Arc::new(SystemClock::new()))
     }
 
     /// As [`Log::open`], with the clock that drives `segment_ms`, retention and timed flushes.
