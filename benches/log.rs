@@ -3,7 +3,7 @@
 //! ratios. Absolute figures move from run to run on a shared VM; the ratios are what to compare.
 //!
 //! ```text
-//! cargo bench --bench log                      # about 2-3 minutes, 2 GiB "big" log
+//! cargo bench --bench log                      # under 2 minutes, 2 GiB "big" log
 //! LOGBUS_BENCH_BIG=1 cargo bench --bench log   # the big log is 10 GiB (check `df -h` first)
 //! LOGBUS_BENCH_DIR=/path cargo bench --bench log   # where the logs go (default: temp dir)
 //! LOGBUS_BENCH_ONLY=append,random cargo bench --bench log   # some cases only
@@ -32,9 +32,11 @@ const APPEND_BYTES: usize = 200 * MIB;
 const REPETITIONS: usize = 3;
 /// Appends are the noisiest figures (page cache allocation, writeback of other tenants).
 const APPEND_REPETITIONS: usize = 5;
-/// Where the CRC starts: the attributes field (see `src/record/batch.rs`).
+/// Batch header fields the baseline writes (layout in `src/record/batch.rs`): the CRC, which
+/// covers the attributes to the end, and the last offset delta.
 const CRC_AT: usize = 17;
-const ATTRIBUTES_AT: usize = 21;
+const ATTRIBUTES_AT: usize = CRC_AT + 4;
+const LAST_OFFSET_DELTA_AT: usize = ATTRIBUTES_AT + 2;
 const DIR_NAME: &str = "bench-0";
 
 fn main() {
@@ -287,7 +289,11 @@ fn append_plain(dir: &Path, template: &[u8], batches: usize) -> Duration {
     let mut batch = template.to_vec();
     let start = Instant::now();
     let mut offset = 0i64;
-    let last_offset_delta = i32::from_be_bytes(batch[23..27].try_into().expect("4 bytes"));
+    let last_offset_delta = i32::from_be_bytes(
+        batch[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4]
+            .try_into()
+            .expect("4 bytes"),
+    );
     for _ in 0..batches {
         stamp_offset_and_epoch(&mut batch, offset, 0);
         let crc = crc32c::crc32c(&batch[ATTRIBUTES_AT..]);
