@@ -302,6 +302,7 @@ impl Log {
         *self.segments.write() = Arc::new(kept);
         // Unlinking leaves existing mappings valid: readers holding these segments finish.
         for segment in &segments[..count] {
+            map_before_unlink(segment);
             remove_segment_files(&self.dir, segment.base_offset)?;
         }
         sync_dir(&self.dir).map_err(LogError::io(&self.dir))
@@ -342,6 +343,10 @@ impl Log {
         // the cut tail corruption.
         writer.flush.recovery_point = writer.flush.recovery_point.min(new_end);
         self.write_recovery_checkpoint(&mut writer)?;
+        // The cut segment's files are replaced and the later ones unlinked: map them first.
+        for replaced in &segments[cut_at..] {
+            map_before_unlink(replaced);
+        }
         let (segment, files, indexer) = self.copy_prefix(cut, position, new_end)?;
         let mut kept: Vec<Arc<Segment>> = segments[..cut_at].to_vec();
         kept.push(Arc::new(segment));
@@ -502,6 +507,20 @@ fn find_timestamp_in(
         position = end;
     }
     Ok(None)
+}
+
+/// Maps a segment's three files if no reader has yet. A sealed segment of a reopened log maps its
+/// files on first use, by path: a reader still holding the old segment list after the files are
+/// unlinked (or replaced, by truncation) then failed with `Io` "No such file" (found by racing
+/// `offset_for_timestamp` with `delete_records_before`), or mapped the replacement. Mapped before
+/// the unlink, they stay readable until the last reader lets go. Best effort: a file that cannot
+/// be mapped now could not be read later either.
+fn map_before_unlink(segment: &Segment) {
+    let _ = segment.published();
+    let _ = segment
+        .index
+        .lookup(segment.base_offset, segment.base_offset);
+    let _ = segment.time_index.lookup(segment.base_offset, i64::MIN);
 }
 
 pub(crate) fn remove_segment_files(
