@@ -5,9 +5,11 @@
 //! Small segments (1-4 KiB), index intervals (64-256 bytes) and index files (a handful of entries)
 //! make rolls, index lookups and index-full rolls happen within a few dozen appends. Segment
 //! boundaries are the log's choice; the model takes them from `segment_base_offsets()` and checks
-//! what retention, `delete_records_before` and `truncate_to` do to them.
+//! what retention, `delete_records_before` and `truncate_to` do to them. Reopening is an
+//! operation too: after a clean close, and from a copy of the open log's directory (a crash that
+//! lost nothing, so the unclean recovery path must give back exactly the same log).
 //!
-//! CI runs a bounded number of cases; `LOGBUS_PROPTEST_CASES=N` runs more.
+//! CI runs 24 cases of up to 80 operations; `LOGBUS_PROPTEST_CASES=N` runs N.
 
 use std::path::PathBuf;
 use std::sync::Arc;
