@@ -18,10 +18,11 @@ struct EncodedLog {
 }
 
 impl TxnObserver for EncodedLog {
-    fn committed(&self, txn: &Txn) {
+    fn committed(&self, txn: &Txn) -> Result<(), logbus::coordinator::CoordError> {
         let mut bytes = Vec::new();
         encode_txn(txn, &mut bytes);
         self.records.lock().push(bytes);
+        Ok(())
     }
 }
 

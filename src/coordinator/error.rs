@@ -2,6 +2,25 @@
 
 use super::types::SessionId;
 
+/// A storage failure, shared by every operation that reports it. Two are equal when they are the
+/// same failure.
+#[derive(Debug, Clone)]
+pub struct StorageError(pub std::sync::Arc<crate::log::LogError>);
+
+impl PartialEq for StorageError {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for StorageError {}
+
+impl std::fmt::Display for StorageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// Why an operation on a [`Session`](super::Session) failed.
 ///
 /// The variants follow ZooKeeper's `KeeperException` codes where one exists, with fields instead
@@ -9,6 +28,11 @@ use super::types::SessionId;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CoordError {
+    /// Writing a txn to the coordinator's log failed. Nothing was applied, and the coordinator
+    /// refuses every later operation with this error (as ZooKeeper stops a server whose log
+    /// fails); reopening its directory recovers what was durable.
+    #[error("coordinator storage failed: {0}")]
+    StorageFailed(StorageError),
     /// The node does not exist (or, for `create`, its parent does not).
     #[error("no node at {path}")]
     NoNode {

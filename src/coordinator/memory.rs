@@ -41,10 +41,10 @@ impl Default for MemoryCoordinatorConfig {
 }
 
 /// What sessions and the coordinator share.
-struct Shared {
+pub(super) struct Shared {
     /// The tree, sessions and watches: one lock, so every operation is atomic and all of them
     /// are in one total order.
-    state: Mutex<State>,
+    pub(super) state: Mutex<State>,
     /// Source of time for expiry and node times.
     clock: Arc<dyn Clock>,
     /// Fixed at construction.
@@ -52,7 +52,7 @@ struct Shared {
 }
 
 impl Shared {
-    fn now_ms(&self) -> i64 {
+    pub(super) fn now_ms(&self) -> i64 {
         self.clock.now_ms()
     }
 }
@@ -71,14 +71,15 @@ impl Shared {
 /// Sessions keep the shared state alive after the coordinator is dropped; the background thread
 /// stops with the coordinator, after which expiry is checked only on operations.
 ///
-/// Durability is not wired yet (it waits for the crate's log engine). Every committed change is
-/// already a [`Txn`](super::Txn) value applied by one function, `DataTree::apply`; an observer
-/// set with [`MemoryCoordinator::observe_txns`] sees each one before it is applied, and
-/// `encode_txn` / `encode_snapshot` turn txns and the tree into bytes. Replaying the txns (after
-/// a snapshot) rebuilds the tree; ephemeral nodes are then removed with one `CloseSession` txn
-/// per owner, since sessions do not survive a restart.
+/// Durability is optional: [`MemoryCoordinator::open`] keeps a directory with a log of every
+/// committed [`Txn`](super::Txn) (on the crate's own log engine, each txn durable before it is
+/// applied) and snapshots of the tree, so persistent nodes and sequence counters survive a
+/// restart; sessions and ephemeral nodes do not, as in ZooKeeper.
 pub struct MemoryCoordinator {
-    shared: Arc<Shared>,
+    /// The txn log and snapshot thread of a coordinator opened on a directory. Declared first so
+    /// it is dropped first: its thread may take a last snapshot while `shared` still lives.
+    pub(super) storage: Option<super::durable::Storage>,
+    pub(super) shared: Arc<Shared>,
     /// The expiry thread, when time is the system's.
     _ticker: Option<Ticker>,
 }
@@ -114,6 +115,7 @@ impl MemoryCoordinator {
         MemoryCoordinator {
             shared,
             _ticker: Some(ticker),
+            storage: None,
         }
     }
 
@@ -123,6 +125,7 @@ impl MemoryCoordinator {
         MemoryCoordinator {
             shared: Shared::new(clock, config),
             _ticker: None,
+            storage: None,
         }
     }
 
@@ -141,6 +144,12 @@ impl MemoryCoordinator {
         let now_ms = coordinator.shared.now_ms();
         coordinator.shared.state.lock().restore(tree, now_ms);
         coordinator
+    }
+
+    /// Starts the background expiry thread (for a coordinator on the system clock).
+    pub(super) fn start_ticker(&mut self) {
+        let period = Duration::from_millis(self.shared.config.tick_ms.max(1));
+        self._ticker = Some(Ticker::spawn(Arc::downgrade(&self.shared), period));
     }
 
     /// Makes `observer` see every txn committed from now on, before it is applied (in zxid

@@ -53,6 +53,7 @@
 mod codec;
 #[doc(hidden)]
 pub mod conformance;
+mod durable;
 mod error;
 #[doc(hidden)]
 pub mod linearizability;
@@ -68,7 +69,8 @@ mod types;
 mod watches;
 
 pub use crate::clock::{Clock, ManualClock, SystemClock};
-pub use error::{CodecError, CoordError, PathError};
+pub use durable::DurabilityConfig;
+pub use error::{CodecError, CoordError, PathError, StorageError};
 pub use memory::{MemoryCoordinator, MemoryCoordinatorConfig, MemorySession};
 pub use path::check as check_path;
 pub use session::{Coordinator, Session};

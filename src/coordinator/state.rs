@@ -44,7 +44,11 @@ pub struct SessionEntry {
 /// durability (appending `encode_txn` bytes to a log) and replication plug in.
 pub trait TxnObserver: Send + Sync {
     /// Called under the coordinator's lock, so it must not call back into the coordinator.
-    fn committed(&self, txn: &Txn);
+    ///
+    /// # Errors
+    /// An error (typically `StorageFailed`) stops the txn: it is not applied, the operation
+    /// fails with the error, and so does every later operation.
+    fn committed(&self, txn: &Txn) -> Result<(), CoordError>;
 }
 
 /// Everything the coordinator knows, guarded by `Shared::state`.
@@ -63,6 +67,8 @@ pub struct State {
     pub max_data_bytes: usize,
     /// Sees each txn before it is applied.
     pub observer: Option<Arc<dyn TxnObserver>>,
+    /// Set when the observer refused a txn; every later operation fails with it.
+    pub failed: Option<CoordError>,
 }
 
 impl State {
@@ -76,6 +82,7 @@ impl State {
             next_expiry_check_ms: i64::MAX,
             max_data_bytes,
             observer: None,
+            failed: None,
         }
     }
 
@@ -86,7 +93,8 @@ impl State {
         self.tree = tree;
         for session in owners {
             self.next_session_id = self.next_session_id.max(session.0.saturating_add(1));
-            self.commit(vec![TxnOp::CloseSession { session }], now_ms);
+            // A refused txn poisons the state (`failed`), which every later operation reports.
+            let _ = self.commit(vec![TxnOp::CloseSession { session }], now_ms);
         }
     }
 
@@ -100,6 +108,9 @@ impl State {
 
     /// Expires due sessions, checks that `session` is live and records that it was heard from.
     fn begin(&mut self, session: SessionId, now_ms: i64) -> Result<(), CoordError> {
+        if let Some(error) = &self.failed {
+            return Err(error.clone());
+        }
         if now_ms >= self.next_expiry_check_ms {
             self.expire_due(now_ms);
         }
@@ -162,7 +173,9 @@ impl State {
             self.watches.remove_session(id);
             let mut overflowed = Vec::new();
             if self.tree.owns_ephemerals(id) {
-                self.commit_one(
+                // A refused txn leaves the ephemerals in place, as on disk, and poisons the
+                // state (`failed`): every later operation reports the failure.
+                let _ = self.commit_one(
                     vec![TxnOp::CloseSession { session: id }],
                     now_ms,
                     &mut overflowed,
@@ -177,7 +190,7 @@ impl State {
 
     /// Applies a prepared txn, delivers its events, then ends the sessions whose queues
     /// overflowed.
-    fn commit(&mut self, ops: Vec<TxnOp>, now_ms: i64) -> (Zxid, Vec<Change>) {
+    fn commit(&mut self, ops: Vec<TxnOp>, now_ms: i64) -> Result<(Zxid, Vec<Change>), CoordError> {
         let mut overflowed = Vec::new();
         let committed = self.commit_one(ops, now_ms, &mut overflowed);
         for session in overflowed {
@@ -191,7 +204,10 @@ impl State {
         ops: Vec<TxnOp>,
         now_ms: i64,
         overflowed: &mut Vec<SessionId>,
-    ) -> (Zxid, Vec<Change>) {
+    ) -> Result<(Zxid, Vec<Change>), CoordError> {
+        if let Some(error) = &self.failed {
+            return Err(error.clone());
+        }
         let zxid = Zxid(self.tree.last_zxid().0 + 1);
         let txn = Txn {
             zxid,
@@ -199,13 +215,16 @@ impl State {
             ops,
         };
         if let Some(observer) = &self.observer {
-            observer.committed(&txn);
+            if let Err(error) = observer.committed(&txn) {
+                self.failed = Some(error.clone());
+                return Err(error);
+            }
         }
         let changes = self.tree.apply(&txn);
         if !self.watches.is_empty() {
             self.deliver(&changes, zxid, overflowed);
         }
-        (zxid, changes)
+        Ok((zxid, changes))
     }
 
     fn deliver(&mut self, changes: &[Change], zxid: Zxid, overflowed: &mut Vec<SessionId>) {
@@ -250,7 +269,7 @@ impl State {
         let mut prep = self.prep(session, PrepScope::Single);
         let created = prep.create(path, data, mode)?;
         let ops = prep.into_ops();
-        self.commit(ops, now_ms);
+        self.commit(ops, now_ms)?;
         Ok(created)
     }
 
@@ -267,7 +286,7 @@ impl State {
         let mut prep = self.prep(session, PrepScope::Single);
         prep.set_data(path, data, version)?;
         let ops = prep.into_ops();
-        let (_, changes) = self.commit(ops, now_ms);
+        let (_, changes) = self.commit(ops, now_ms)?;
         let stat = set_stats(&changes)
             .next()
             .expect("a set-data txn changes data");
@@ -286,7 +305,7 @@ impl State {
         let mut prep = self.prep(session, PrepScope::Single);
         prep.delete(path, version)?;
         let ops = prep.into_ops();
-        self.commit(ops, now_ms);
+        self.commit(ops, now_ms)?;
         Ok(())
     }
 
@@ -311,7 +330,7 @@ impl State {
         if txn_ops.is_empty() {
             return Ok(results);
         }
-        let (_, changes) = self.commit(txn_ops, now_ms);
+        let (_, changes) = self.commit(txn_ops, now_ms)?;
         let mut stats = set_stats(&changes);
         for result in &mut results {
             if let OpResult::SetData { stat } = result {
