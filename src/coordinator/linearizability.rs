@@ -162,7 +162,7 @@ fn check_partition(ops: &[Operation]) -> bool {
     let mut state: NodeState = None;
     let mut entry = entries.next[entries.head];
     while entries.next[entries.head] != entries.tail {
-        if entry % 2 == 0 {
+        if entry.is_multiple_of(2) {
             let op = entry / 2;
             if let Some(next_state) = step(state, ops[op].input, ops[op].output) {
                 linearized[op / 64] |= 1 << (op % 64);
