@@ -66,8 +66,11 @@ pub(crate) enum Drained {
 
 impl Accumulator {
     /// Adds a record to its partition's open batch. Returns the record's slot and whether the
-    /// sender should be woken now: for a full batch, a new batch (so the sender learns its
-    /// linger deadline), or any record when there is no linger.
+    /// sender should be woken now: for a full batch, or a new batch (so the sender takes it, or
+    /// learns its linger deadline). A record joining an open batch needs no wake-up: the sender
+    /// was woken when the batch opened, and drains it (with every record added since) once the
+    /// partition's batch in flight completes. One wake-up per batch, not per record, is what
+    /// lets records batch up behind a busy sender with `linger_ms` 0.
     pub(crate) fn append(
         &mut self,
         shared: &Shared,
@@ -136,7 +139,7 @@ impl Accumulator {
             queue.seal(topic, partition);
         }
         self.buffered_bytes += record_bytes;
-        (slot, full || opened || shared.config.linger_ms == 0)
+        (slot, full || opened)
     }
 
     /// Closes every open batch so the sender takes it without waiting for the linger.

@@ -392,13 +392,17 @@ impl Producer {
         let shared = &self.handle.shared;
         let record_bytes = sizes.record;
         let mut accumulator = shared.accumulator.lock();
-        let deadline = Instant::now() + Duration::from_millis(shared.config.max_block_ms);
+        // Read the clock only when the buffer is full: a clock read per send is measurable.
+        let mut deadline = None;
         while accumulator.buffered_bytes > 0
             && accumulator.buffered_bytes + record_bytes > shared.config.buffer_memory
         {
             if accumulator.closed {
                 return Err(ProduceError::Closed);
             }
+            let deadline = *deadline.get_or_insert_with(|| {
+                Instant::now() + Duration::from_millis(shared.config.max_block_ms)
+            });
             if shared
                 .space
                 .wait_until(&mut accumulator, deadline)
