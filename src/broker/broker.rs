@@ -9,9 +9,13 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::metadata::{remove_deleted_dirs, Metadata, DELETE_SUFFIX, PRODUCER_ID_BLOCK};
+use super::registry::{
+    publish_topic, register_broker, unpublish_topic, BrokerSession, BROKER_SESSION_TIMEOUT_MS,
+};
 use super::topic::{Topic, TopicDescription, TopicState};
 use super::{BrokerError, TopicConfig};
 use crate::clock::{Clock, SystemClock};
+use crate::coordinator::{Coordinator, MemoryCoordinator, SessionConfig};
 use crate::log::{validate_topic_name, DirLock};
 use crate::partition::Replica;
 
@@ -22,11 +26,24 @@ use crate::partition::Replica;
 /// - `clock`: the system clock
 /// - `maintenance_interval_ms`: `Some(30_000)`: how often a background thread applies retention
 ///   and timed flushes; `None` runs no thread (call [`Broker::run_maintenance`] yourself).
-#[derive(Debug, Clone)]
+/// - `coordinator`: `None`: a fresh in-memory [`MemoryCoordinator`] of the broker's own.
+#[derive(Clone)]
 pub struct BrokerConfig {
     pub broker_id: i32,
     pub clock: Arc<dyn Clock>,
     pub maintenance_interval_ms: Option<u64>,
+    pub coordinator: Option<Arc<dyn Coordinator>>,
+}
+
+impl std::fmt::Debug for BrokerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerConfig")
+            .field("broker_id", &self.broker_id)
+            .field("clock", &self.clock)
+            .field("maintenance_interval_ms", &self.maintenance_interval_ms)
+            .field("coordinator", &self.coordinator.as_ref().map(|_| "custom"))
+            .finish()
+    }
 }
 
 impl Default for BrokerConfig {
@@ -35,6 +52,7 @@ impl Default for BrokerConfig {
             broker_id: 0,
             clock: Arc::new(SystemClock::new()),
             maintenance_interval_ms: Some(30_000),
+            coordinator: None,
         }
     }
 }
@@ -47,9 +65,11 @@ pub struct Broker {
     pub(crate) inner: Arc<BrokerInner>,
 }
 
-#[derive(Debug)]
 pub(crate) struct BrokerInner {
     pub(crate) id: i32,
+    coordinator: Arc<dyn Coordinator>,
+    /// This broker's coordinator session; its ephemeral `/brokers/ids/<id>` lives with it.
+    session: BrokerSession,
     pub(crate) dir: PathBuf,
     pub(crate) clock: Arc<dyn Clock>,
     metadata: Metadata,
@@ -59,6 +79,15 @@ pub(crate) struct BrokerInner {
     producer_ids: Mutex<ProducerIdBlock>,
     maintenance: Arc<Maintenance>,
     _lock: DirLock,
+}
+
+impl std::fmt::Debug for BrokerInner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("id", &self.id)
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -102,8 +131,28 @@ impl Broker {
             topics.insert(name, Arc::new(state));
         }
         let first_id = metadata.reserve_producer_ids()?;
+        let coordinator: Arc<dyn Coordinator> = config
+            .coordinator
+            .clone()
+            .unwrap_or_else(|| Arc::new(MemoryCoordinator::new()));
+        let session_config = SessionConfig::default().with_timeout_ms(BROKER_SESSION_TIMEOUT_MS);
+        let session = coordinator
+            .session(session_config)
+            .map_err(BrokerError::Coordination)?;
+        register_broker(session.as_ref(), config.broker_id)?;
+        for (name, state) in &topics {
+            publish_topic(
+                session.as_ref(),
+                config.broker_id,
+                name,
+                &state.config.read(),
+                &state.leader_epochs(),
+            )?;
+        }
         let inner = Arc::new(BrokerInner {
             id: config.broker_id,
+            coordinator,
+            session,
             dir,
             clock: config.clock,
             metadata,
@@ -138,6 +187,11 @@ impl Broker {
         &self.inner.clock
     }
 
+    /// The coordinator the broker registered with.
+    pub fn coordinator(&self) -> &Arc<dyn Coordinator> {
+        &self.inner.coordinator
+    }
+
     /// Creates a topic and its partitions.
     ///
     /// # Errors
@@ -159,6 +213,13 @@ impl Broker {
             &self.inner.clock,
         )?);
         self.inner.metadata.store_topic(name, &config)?;
+        publish_topic(
+            self.inner.session.as_ref(),
+            self.inner.id,
+            name,
+            &config,
+            &state.leader_epochs(),
+        )?;
         self.inner
             .topics
             .write()
@@ -180,6 +241,7 @@ impl Broker {
         })?;
         self.inner.metadata.remove_topic(name)?;
         self.inner.topics.write().remove(name);
+        unpublish_topic(self.inner.session.as_ref(), name)?;
         let nonce = self.inner.clock.now_ms();
         for replica in state.mark_deleted() {
             let dir = replica.log().dir().to_owned();
@@ -206,7 +268,14 @@ impl Broker {
         let _admin = self.inner.admin.lock();
         let state = self.topic_state(name)?;
         let config = state.grow(&self.inner.dir, partitions, &self.inner.clock)?;
-        self.inner.metadata.store_topic(name, &config)
+        self.inner.metadata.store_topic(name, &config)?;
+        publish_topic(
+            self.inner.session.as_ref(),
+            self.inner.id,
+            name,
+            &config,
+            &state.leader_epochs(),
+        )
     }
 
     /// Names of all topics, sorted.

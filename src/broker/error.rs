@@ -31,6 +31,10 @@ pub enum BrokerError {
     InvalidConfig(&'static str),
     #[error("invalid property line {line:?}")]
     InvalidProperty { line: String },
+    #[error("broker id {broker_id} is registered by another live broker")]
+    BrokerIdInUse { broker_id: i32 },
+    #[error("coordinator: {0}")]
+    Coordination(#[source] crate::coordinator::CoordError),
     #[error("broker is closed")]
     Closed,
     #[error(transparent)]

@@ -6,9 +6,11 @@ mod broker;
 mod config;
 mod error;
 mod metadata;
+mod registry;
 mod topic;
 
 pub use broker::{Broker, BrokerConfig};
 pub use config::{CleanupPolicy, TopicConfig, MAX_PARTITIONS};
 pub use error::BrokerError;
+pub use registry::BROKER_SESSION_TIMEOUT_MS;
 pub use topic::{Partition, PartitionDescription, Topic, TopicDescription};

@@ -43,6 +43,14 @@ impl TopicState {
         Arc::clone(&self.replicas.read())
     }
 
+    /// Each partition's leader epoch.
+    pub(crate) fn leader_epochs(&self) -> Vec<i32> {
+        self.replicas()
+            .iter()
+            .map(|replica| replica.leader_epoch())
+            .collect()
+    }
+
     pub(crate) fn partition_count(&self) -> u32 {
         self.replicas.read().len() as u32
     }
