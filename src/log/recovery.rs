@@ -200,7 +200,11 @@ fn load_segments(
         if i >= scan_from {
             let scan =
                 validate_segment(&log_path(dir, base), base, Some(next_base), recovery_point)?;
-            if scan.torn {
+            // A sealed segment ends where the next one starts (a roll starts the next segment at
+            // the log end). One that ends earlier was cut by a `truncate_to` that crashed before
+            // unlinking the later segments: they were truncated away, and kept they came back
+            // after a hole of missing offsets.
+            if scan.torn || scan.next_offset < next_base {
                 // The tail after the recovery point is cut here; later segments were never flushed.
                 for &later in &bases[i + 1..] {
                     remove_segment_files(dir, later)?;
