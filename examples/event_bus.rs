@@ -1,7 +1,7 @@
 //! An in-process event bus under load: producer threads and consumer threads on one broker.
 //!
 //! ```text
-//! cargo run --release --example event_bus [-- --records N] [--data DIR]
+//! cargo run --release --example event_bus [-- --records N] [--data DIR] [--rate R]
 //! ```
 //!
 //! Two producer threads share one `Producer` and send `--records` records (default 1,000,000)
@@ -10,11 +10,15 @@
 //! so the consumers measure end-to-end latency (send to poll). Prints throughput and latency
 //! percentiles. `--data DIR` keeps the data (default: a temp dir, removed at exit); on an
 //! existing directory the consumers start at the end, so they read only this run's records.
+//!
+//! Without `--rate` the producers send as fast as they can: the run measures throughput, and
+//! its latencies are mostly queueing behind a saturated CPU. `--rate R` paces the producers at
+//! R records/s in total (sleeping between sends), which measures latency below saturation.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -33,6 +37,8 @@ const KEYS: usize = 10_000;
 struct Args {
     records: usize,
     data: Option<PathBuf>,
+    /// Records per second over all producers; `None` sends as fast as possible.
+    rate: Option<u64>,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -59,13 +65,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let origin = Instant::now();
     let consumed = Arc::new(AtomicUsize::new(0));
+    let finished = Arc::new(Mutex::new(None));
     let ready = Arc::new(Barrier::new(CONSUMERS as usize + 1));
     let consumers: Vec<_> = (0..CONSUMERS)
         .map(|index| {
             let broker = broker.clone();
             let (consumed, ready) = (Arc::clone(&consumed), Arc::clone(&ready));
+            let finished = Arc::clone(&finished);
             let total = args.records;
-            thread::spawn(move || consume(&broker, index, total, origin, &consumed, &ready))
+            thread::spawn(move || {
+                consume(&broker, index, total, origin, &consumed, &finished, &ready)
+            })
         })
         .collect();
     ready.wait();
@@ -76,7 +86,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|index| {
             let producer = producer.clone();
             let records = args.records / PRODUCERS + usize::from(index < args.records % PRODUCERS);
-            thread::spawn(move || produce(&producer, index, records, origin))
+            let interval = args
+                .rate
+                .map(|rate| Duration::from_nanos(1_000_000_000 * PRODUCERS as u64 / rate));
+            thread::spawn(move || produce(&producer, index, records, interval, origin))
         })
         .collect();
     for handle in producers {
@@ -88,7 +101,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for handle in consumers {
         latencies_ns.extend(handle.join().expect("a consumer thread panicked")?);
     }
-    let consumed_in = started.elapsed();
+    let finished = finished.lock().expect("no thread panics holding it");
+    let consumed_in = finished.map_or_else(|| started.elapsed(), |at| at - started);
     if latencies_ns.len() != args.records {
         return Err(format!(
             "consumed {} records, produced {}",
@@ -106,11 +120,20 @@ fn produce(
     producer: &Producer,
     index: usize,
     records: usize,
+    interval: Option<Duration>,
     origin: Instant,
 ) -> Result<(), logbus::client::ProduceError> {
     // Every send's result is checked, oldest first, without blocking the sending loop.
     let mut pending = VecDeque::new();
+    let started = Instant::now();
     for i in 0..records {
+        if let Some(interval) = interval {
+            let due = started + interval * i as u32;
+            let now = Instant::now();
+            if now < due {
+                thread::sleep(due - now);
+            }
+        }
         let mut value = vec![b'.'; VALUE_BYTES];
         value[..8].copy_from_slice(&(origin.elapsed().as_nanos() as u64).to_le_bytes());
         let key = format!("key-{}", (i * PRODUCERS + index) % KEYS);
@@ -133,6 +156,7 @@ fn consume(
     total: usize,
     origin: Instant,
     consumed: &AtomicUsize,
+    finished: &Mutex<Option<Instant>>,
     ready: &Barrier,
 ) -> Result<Vec<u64>, logbus::client::ConsumeError> {
     let owned: Vec<TopicPartition> = (0..PARTITIONS)
@@ -158,7 +182,12 @@ fn consume(
             let sent = u64::from_le_bytes(value[..8].try_into().expect("a 100-byte value"));
             latencies.push(now.saturating_sub(sent));
         }
-        consumed.fetch_add(records.len(), Ordering::AcqRel);
+        let before = consumed.fetch_add(records.len(), Ordering::AcqRel);
+        if before < total && before + records.len() >= total {
+            // This poll brought the last record: the other consumer may still be waiting out
+            // its poll timeout, which is not consuming time.
+            *finished.lock().expect("no thread panics holding it") = Some(Instant::now());
+        }
     }
     Ok(latencies)
 }
@@ -203,10 +232,11 @@ fn format_ns(ns: u64) -> String {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let usage = "usage: event_bus [--records N] [--data DIR]";
+    let usage = "usage: event_bus [--records N] [--data DIR] [--rate RECORDS_PER_S]";
     let mut parsed = Args {
         records: 1_000_000,
         data: None,
+        rate: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -223,6 +253,14 @@ fn parse_args() -> Result<Args, String> {
                     args.next()
                         .ok_or(format!("--data needs a directory; {usage}"))?
                         .into(),
+                );
+            }
+            "--rate" => {
+                parsed.rate = Some(
+                    args.next()
+                        .and_then(|n| n.replace('_', "").parse().ok())
+                        .filter(|&n| n > 0)
+                        .ok_or(format!("--rate needs a positive number; {usage}"))?,
                 );
             }
             other => return Err(format!("unknown argument {other:?}; {usage}")),
