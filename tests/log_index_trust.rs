@@ -3,6 +3,7 @@
 //! records with the wanted timestamp made the lookup skip them and answer a later offset. Time
 //! index entries are now checked against the batch they name before they are used.
 
+use logbus::clock::Clock;
 use logbus::log::{Log, LogConfig, NewRecord};
 
 fn linear_answer(log: &Log, timestamp: i64) -> Option<(u64, i64)> {
@@ -62,4 +63,37 @@ fn a_lying_time_index_entry_is_not_trusted() {
         );
     }
     assert_eq!(log.offset_for_timestamp(1_015).unwrap(), Some((2, 1_020)));
+}
+
+/// The active segment's age once restarted with every open, so a log reopened more often than
+/// `segment_ms` never rolled by time and time-based retention never deleted its data. The age
+/// now counts from the segment's first batch, as Kafka's does.
+#[test]
+fn segment_age_survives_a_reopen() {
+    use logbus::clock::ManualClock;
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("aging-0");
+    let clock = ManualClock::new(1_000_000);
+    let config = LogConfig {
+        segment_ms: 10_000,
+        ..LogConfig::default()
+    };
+    let record = |timestamp| NewRecord {
+        timestamp,
+        key: None,
+        value: Some(b"v"),
+        headers: &[],
+    };
+    for step in 0..4i64 {
+        let log = Log::open_with_clock(&path, config.clone(), Arc::new(clock.clone())).unwrap();
+        log.append_records(&[record(clock.now_ms())], 0).unwrap();
+        assert_eq!(
+            log.segment_count(),
+            if step < 3 { 1 } else { 2 },
+            "step {step}"
+        );
+        drop(log);
+        clock.advance_ms(4_000);
+    }
 }

@@ -83,12 +83,19 @@ pub(crate) fn open(dir: &Path, config: LogConfig, clock: Arc<dyn Clock>) -> Resu
     remove_if_exists(&dir.join(CLEAN_SHUTDOWN_FILE))?;
     sync_dir(dir).map_err(LogError::io(dir))?;
 
+    // The active segment's age counts from its first batch, as Kafka's does, so a log reopened
+    // more often than `segment_ms` still rolls (and retention can then delete old data). A
+    // timestamp from the future counts as now.
+    let active_since_ms = match loaded.active.find_batch(loaded.active.base_offset)? {
+        Some((_, first)) => Some(first.max_timestamp.min(clock.now_ms())),
+        None => None,
+    };
     let mut segments = loaded.sealed;
     segments.push(loaded.active);
     let writer = Writer {
         active: loaded.files,
         indexer: loaded.indexer,
-        active_since_ms: None,
+        active_since_ms,
         epochs,
         flush: FlushState {
             unflushed_messages: 0,
