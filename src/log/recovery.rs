@@ -86,10 +86,10 @@ pub(crate) fn open(dir: &Path, config: LogConfig, clock: Arc<dyn Clock>) -> Resu
     // The active segment's age counts from its first batch, as Kafka's does, so a log reopened
     // more often than `segment_ms` still rolls (and retention can then delete old data). A
     // timestamp from the future counts as now.
-    let active_since_ms = match loaded.active.find_batch(loaded.active.base_offset)? {
-        Some((_, first)) => Some(first.max_timestamp.min(clock.now_ms())),
-        None => None,
-    };
+    let active_since_ms = loaded
+        .active
+        .find_batch(loaded.active.base_offset)?
+        .map(|(_, first)| first.max_timestamp.min(clock.now_ms()));
     let mut segments = loaded.sealed;
     segments.push(loaded.active);
     let writer = Writer {
