@@ -13,6 +13,7 @@
 //! from the log.
 
 use std::fs::{File, OpenOptions};
+use std::marker::PhantomData;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -38,6 +39,34 @@ struct EntryFile {
 }
 
 impl EntryFile {
+    /// Reopens an existing entry file of the active segment for appending: keeps its whole
+    /// entries, extends it back to `capacity_bytes` and maps it.
+    fn reopen_active(
+        path: PathBuf,
+        entry_bytes: usize,
+        capacity_bytes: usize,
+    ) -> Result<(Self, File), LogError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(LogError::io(&path))?;
+        let len = file.metadata().map_err(LogError::io(&path))?.len() as usize;
+        let count = len / entry_bytes;
+        let capacity = (capacity_bytes / entry_bytes).max(count + 1);
+        let mapped = capacity * entry_bytes;
+        file.set_len(mapped as u64).map_err(LogError::io(&path))?;
+        let mapping = Mapping::map(&file, mapped).map_err(LogError::io(&path))?;
+        let entries = EntryFile {
+            path,
+            entry_bytes,
+            mapping: OnceLock::from(mapping),
+            count: AtomicUsize::new(count),
+            capacity,
+        };
+        Ok((entries, file))
+    }
+
     /// Creates an empty entry file pre-allocated (sparsely) to `capacity_bytes`, truncating any
     /// file already there. Returns the handle the writer appends with.
     fn create(
@@ -171,39 +200,80 @@ fn floor_entry(
 }
 
 /// The sparse offset index of one segment.
+/// What tells the two sparse indexes apart: their file's extension and entry size.
+pub(crate) trait IndexKind {
+    const EXTENSION: &'static str;
+    const ENTRY_BYTES: usize;
+}
+
+/// The offset index: relative offset and file position.
 #[derive(Debug)]
-pub(crate) struct OffsetIndex {
+pub(crate) struct Offsets;
+
+impl IndexKind for Offsets {
+    const EXTENSION: &'static str = "index";
+    const ENTRY_BYTES: usize = OFFSET_ENTRY_BYTES;
+}
+
+/// The time index: timestamp and relative offset.
+#[derive(Debug)]
+pub(crate) struct Timestamps;
+
+impl IndexKind for Timestamps {
+    const EXTENSION: &'static str = "timeindex";
+    const ENTRY_BYTES: usize = TIME_ENTRY_BYTES;
+}
+
+/// One segment's sparse index of kind `K`.
+#[derive(Debug)]
+pub(crate) struct SparseIndex<K> {
     entries: EntryFile,
+    kind: PhantomData<K>,
 }
 
-/// One offset index entry, in absolute terms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct OffsetPosition {
-    pub offset: u64,
-    pub position: u32,
-}
+/// The sparse offset index of one segment.
+pub(crate) type OffsetIndex = SparseIndex<Offsets>;
+/// The sparse time index of one segment.
+pub(crate) type TimeIndex = SparseIndex<Timestamps>;
 
-impl OffsetIndex {
-    pub(crate) fn path(dir: &Path, base_offset: u64) -> PathBuf {
-        dir.join(format!("{base_offset:020}.index"))
+impl<K: IndexKind> SparseIndex<K> {
+    fn wrap(entries: EntryFile) -> Self {
+        SparseIndex {
+            entries,
+            kind: PhantomData,
+        }
     }
 
+    pub(crate) fn path(dir: &Path, base_offset: u64) -> PathBuf {
+        dir.join(format!("{base_offset:020}.{}", K::EXTENSION))
+    }
+
+    /// A new, empty index, pre-allocated to `capacity_bytes`, and the handle to append with.
     pub(crate) fn create(
         dir: &Path,
         base_offset: u64,
         capacity_bytes: usize,
     ) -> Result<(Self, File), LogError> {
-        let (entries, file) = EntryFile::create(
-            Self::path(dir, base_offset),
-            OFFSET_ENTRY_BYTES,
-            capacity_bytes,
-        )?;
-        Ok((OffsetIndex { entries }, file))
+        let (entries, file) =
+            EntryFile::create(Self::path(dir, base_offset), K::ENTRY_BYTES, capacity_bytes)?;
+        Ok((Self::wrap(entries), file))
     }
 
+    /// The existing index of a sealed segment, mapped on first use; `None` when it is missing
+    /// or not a whole number of entries.
     pub(crate) fn open_sealed(dir: &Path, base_offset: u64) -> Option<Self> {
-        EntryFile::open_sealed(Self::path(dir, base_offset), OFFSET_ENTRY_BYTES)
-            .map(|entries| OffsetIndex { entries })
+        EntryFile::open_sealed(Self::path(dir, base_offset), K::ENTRY_BYTES).map(Self::wrap)
+    }
+
+    /// The existing index of the active segment, reopened for appending.
+    pub(crate) fn reopen_active(
+        dir: &Path,
+        base_offset: u64,
+        capacity_bytes: usize,
+    ) -> Result<(Self, File), LogError> {
+        let (entries, file) =
+            EntryFile::reopen_active(Self::path(dir, base_offset), K::ENTRY_BYTES, capacity_bytes)?;
+        Ok((Self::wrap(entries), file))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -214,6 +284,19 @@ impl OffsetIndex {
         self.entries.is_full()
     }
 
+    pub(crate) fn trim_and_sync(&self, file: &File) -> Result<(), LogError> {
+        self.entries.trim_and_sync(file)
+    }
+}
+
+/// One offset index entry, in absolute terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OffsetPosition {
+    pub offset: u64,
+    pub position: u32,
+}
+
+impl SparseIndex<Offsets> {
     pub(crate) fn append(
         &self,
         file: &File,
@@ -226,11 +309,6 @@ impl OffsetIndex {
         self.entries.append(file, &entry)
     }
 
-    pub(crate) fn trim_and_sync(&self, file: &File) -> Result<(), LogError> {
-        self.entries.trim_and_sync(file)
-    }
-
-    /// The entry at `i`, relative to `base_offset`.
     pub(crate) fn entry(&self, i: usize, base_offset: u64) -> Result<OffsetPosition, LogError> {
         let entries = self.entries.entries()?;
         let at = i * OFFSET_ENTRY_BYTES;
@@ -240,7 +318,6 @@ impl OffsetIndex {
         })
     }
 
-    /// The largest entry at or below `offset`, or the segment start when there is none.
     pub(crate) fn lookup(&self, base_offset: u64, offset: u64) -> Result<OffsetPosition, LogError> {
         let entries = self.entries.entries()?;
         let target = offset.saturating_sub(base_offset).min(u64::from(u32::MAX)) as i64;
@@ -256,8 +333,6 @@ impl OffsetIndex {
         }
     }
 
-    /// Cheap checks that a sealed index belongs to a log of `log_bytes`: the last entry lies inside
-    /// the log and after the one before it. Anything else means rebuild.
     pub(crate) fn looks_valid(&self, base_offset: u64, log_bytes: u64) -> Result<bool, LogError> {
         let count = self.len();
         if count == 0 {
@@ -277,12 +352,6 @@ impl OffsetIndex {
     }
 }
 
-/// The sparse time index of one segment.
-#[derive(Debug)]
-pub(crate) struct TimeIndex {
-    entries: EntryFile,
-}
-
 /// One time index entry, in absolute terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TimestampOffset {
@@ -290,37 +359,7 @@ pub(crate) struct TimestampOffset {
     pub offset: u64,
 }
 
-impl TimeIndex {
-    pub(crate) fn path(dir: &Path, base_offset: u64) -> PathBuf {
-        dir.join(format!("{base_offset:020}.timeindex"))
-    }
-
-    pub(crate) fn create(
-        dir: &Path,
-        base_offset: u64,
-        capacity_bytes: usize,
-    ) -> Result<(Self, File), LogError> {
-        let (entries, file) = EntryFile::create(
-            Self::path(dir, base_offset),
-            TIME_ENTRY_BYTES,
-            capacity_bytes,
-        )?;
-        Ok((TimeIndex { entries }, file))
-    }
-
-    pub(crate) fn open_sealed(dir: &Path, base_offset: u64) -> Option<Self> {
-        EntryFile::open_sealed(Self::path(dir, base_offset), TIME_ENTRY_BYTES)
-            .map(|entries| TimeIndex { entries })
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub(crate) fn is_full(&self) -> bool {
-        self.entries.is_full()
-    }
-
+impl SparseIndex<Timestamps> {
     pub(crate) fn append(
         &self,
         file: &File,
@@ -333,10 +372,6 @@ impl TimeIndex {
         self.entries.append(file, &entry)
     }
 
-    pub(crate) fn trim_and_sync(&self, file: &File) -> Result<(), LogError> {
-        self.entries.trim_and_sync(file)
-    }
-
     pub(crate) fn entry(&self, i: usize, base_offset: u64) -> Result<TimestampOffset, LogError> {
         let entries = self.entries.entries()?;
         let at = i * TIME_ENTRY_BYTES;
@@ -346,7 +381,6 @@ impl TimeIndex {
         })
     }
 
-    /// The last entry, whose timestamp is the segment's largest as of sealing.
     pub(crate) fn last(&self, base_offset: u64) -> Result<Option<TimestampOffset>, LogError> {
         match self.len() {
             0 => Ok(None),
@@ -354,8 +388,6 @@ impl TimeIndex {
         }
     }
 
-    /// The largest entry whose timestamp is at or below `timestamp`: records before its offset are
-    /// all older than... nothing stronger is known, so the search scans forward from it.
     pub(crate) fn lookup(
         &self,
         base_offset: u64,
@@ -370,8 +402,6 @@ impl TimeIndex {
         }
     }
 
-    /// Cheap sanity check of a sealed time index: timestamps and offsets do not go backwards at
-    /// its end.
     pub(crate) fn looks_valid(&self, base_offset: u64) -> Result<bool, LogError> {
         let count = self.len();
         if count < 2 {
@@ -380,66 +410,6 @@ impl TimeIndex {
         let last = self.entry(count - 1, base_offset)?;
         let before = self.entry(count - 2, base_offset)?;
         Ok(before.timestamp < last.timestamp && before.offset < last.offset)
-    }
-}
-
-impl EntryFile {
-    /// Reopens an existing entry file of the active segment for appending: keeps its whole
-    /// entries, extends it back to `capacity_bytes` and maps it.
-    fn reopen_active(
-        path: PathBuf,
-        entry_bytes: usize,
-        capacity_bytes: usize,
-    ) -> Result<(Self, File), LogError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(LogError::io(&path))?;
-        let len = file.metadata().map_err(LogError::io(&path))?.len() as usize;
-        let count = len / entry_bytes;
-        let capacity = (capacity_bytes / entry_bytes).max(count + 1);
-        let mapped = capacity * entry_bytes;
-        file.set_len(mapped as u64).map_err(LogError::io(&path))?;
-        let mapping = Mapping::map(&file, mapped).map_err(LogError::io(&path))?;
-        let entries = EntryFile {
-            path,
-            entry_bytes,
-            mapping: OnceLock::from(mapping),
-            count: AtomicUsize::new(count),
-            capacity,
-        };
-        Ok((entries, file))
-    }
-}
-
-impl OffsetIndex {
-    pub(crate) fn reopen_active(
-        dir: &Path,
-        base_offset: u64,
-        capacity_bytes: usize,
-    ) -> Result<(Self, File), LogError> {
-        let (entries, file) = EntryFile::reopen_active(
-            Self::path(dir, base_offset),
-            OFFSET_ENTRY_BYTES,
-            capacity_bytes,
-        )?;
-        Ok((OffsetIndex { entries }, file))
-    }
-}
-
-impl TimeIndex {
-    pub(crate) fn reopen_active(
-        dir: &Path,
-        base_offset: u64,
-        capacity_bytes: usize,
-    ) -> Result<(Self, File), LogError> {
-        let (entries, file) = EntryFile::reopen_active(
-            Self::path(dir, base_offset),
-            TIME_ENTRY_BYTES,
-            capacity_bytes,
-        )?;
-        Ok((TimeIndex { entries }, file))
     }
 }
 
