@@ -67,6 +67,8 @@ mod tree;
 mod txn;
 mod types;
 mod watches;
+#[cfg(feature = "zookeeper")]
+mod zookeeper;
 
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use durable::DurabilityConfig;
@@ -82,3 +84,5 @@ pub use types::{
     AddWatchMode, CreateMode, Event, EventType, ExpiryReason, Op, OpResult, SessionConfig,
     SessionEvent, SessionId, Stat, Version, Watch, WatchedEvent, WatcherKind, Zxid,
 };
+#[cfg(feature = "zookeeper")]
+pub use zookeeper::{ZooKeeperConfig, ZooKeeperCoordinator, ZooKeeperSession};
