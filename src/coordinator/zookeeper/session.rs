@@ -38,10 +38,7 @@ pub(crate) struct SessionShared {
     /// Watch events queued beyond this expire the session (`QueueOverflow`).
     capacity: usize,
     request_timeout: Duration,
-    connect_timeout: Duration,
     max_data_bytes: usize,
-    /// The id and password, to resume the session elsewhere (`expire_session`).
-    info: zk::SessionInfo,
     /// Bounded at `capacity + 1`: the last slot is kept for the session's end.
     sender: Sender<Event>,
     state: Mutex<State>,
@@ -54,8 +51,6 @@ struct State {
     client: Option<zk::Client>,
     watches: Watches,
     ended: bool,
-    /// Set by `expire_session`, so the expiry that follows reads as `Forced`.
-    forced_expiry: bool,
     /// The pump's waker: every drain of the watches polls with it, so the pump stays the one
     /// woken by the next notification.
     pump_waker: Option<Waker>,
@@ -91,15 +86,12 @@ impl ZooKeeperSession {
             timeout_ms: u64::try_from(client.session_timeout().as_millis()).unwrap_or(u64::MAX),
             capacity: config.event_queue_capacity,
             request_timeout: Duration::from_millis(settings.request_timeout_ms),
-            connect_timeout,
             max_data_bytes: settings.max_data_bytes,
-            info: client.session().clone(),
             sender,
             state: Mutex::new(State {
                 client: Some(client),
                 watches: Watches::default(),
                 ended: false,
-                forced_expiry: false,
                 pump_waker: None,
             }),
         });
@@ -224,51 +216,30 @@ impl SessionShared {
         }
     }
 
-    /// Expires the session from a second connection: resuming a session elsewhere and closing
-    /// it there is how ZooKeeper's own tests expire one.
+    /// Expires the session now: its connection closes it, which deletes its ephemeral nodes
+    /// in one transaction and fires the watches of other sessions just as an expiry does, and
+    /// its handle is told `Expired { reason: Forced }`.
+    ///
+    /// Resuming the session on a second connection and closing it there (the way ZooKeeper's
+    /// own tests expire a session) does not work with this client: it reconnects at once, and
+    /// the two connections take the session from each other until one gives up.
     pub(crate) fn expire(
         self: &Arc<Self>,
         coordinator: &CoordinatorShared,
     ) -> Result<(), CoordError> {
-        {
-            let mut state = self.state.lock();
-            if state.ended {
-                return Err(self.expired());
-            }
-            state.forced_expiry = true;
-        }
         let shared = Arc::clone(self);
-        let connect = coordinator.config.connect.clone();
         coordinator.runtime.run(async move {
-            let connector = zk::Client::connector()
-                .with_session(shared.info.clone())
-                .with_session_timeout(Duration::from_millis(shared.timeout_ms));
-            let thief = convert::connect(connector, &connect, shared.connect_timeout)
-                .await
-                .map_err(|error| match error {
-                    CoordError::SessionExpired { .. } => shared.expired(),
-                    other => other,
-                })?;
-            close_client(thief, shared.request_timeout).await;
-            shared.await_expiry().await;
+            let end = {
+                let mut state = shared.state.lock();
+                if state.ended {
+                    return Err(shared.expired());
+                }
+                let reason = ExpiryReason::Forced;
+                shared.end(&mut state, SessionEvent::Expired { reason })
+            };
+            end.await;
             Ok(())
         })?
-    }
-
-    /// Pokes the original connection so it learns of the expiry now, and waits (bounded) until
-    /// its client reports it.
-    async fn await_expiry(&self) {
-        let Ok(client) = self.client() else { return };
-        let mut states = client.state_watcher();
-        let probe = client.check_stat("/");
-        drop(client);
-        let _ = tokio::time::timeout(self.request_timeout, probe).await;
-        let _ = tokio::time::timeout(self.request_timeout, async {
-            while !states.peek_state().is_terminated() {
-                states.changed().await;
-            }
-        })
-        .await;
     }
 }
 
@@ -307,11 +278,7 @@ async fn pump(shared: Arc<SessionShared>, states: zk::StateWatcher) {
                 session_state,
                 zk::SessionState::Expired | zk::SessionState::AuthFailed
             ) {
-                let reason = if state.forced_expiry {
-                    ExpiryReason::Forced
-                } else {
-                    ExpiryReason::Timeout
-                };
+                let reason = ExpiryReason::Timeout;
                 let event = SessionEvent::Expired { reason };
                 return Poll::Ready(Some(shared.end(&mut state, event)));
             }
@@ -403,7 +370,18 @@ async fn multi_failure(
         (zk::Error::BadVersion, Op::Delete { version, .. })
         | (zk::Error::BadVersion, Op::SetData { version, .. })
         | (zk::Error::BadVersion, Op::Check { version, .. }) => {
-            bad_version(client, path, *version).await
+            match bad_version(client, path, *version).await {
+                CoordError::BadVersion {
+                    path,
+                    expected,
+                    actual,
+                } => CoordError::BadVersion {
+                    actual: version_within_multi(&ops[..index], &path, actual),
+                    path,
+                    expected,
+                },
+                other => other,
+            }
         }
         (zk::Error::NoNode, Op::Create { .. }) => shared.error(zk::Error::NoNode, parent_of(path)),
         (source, _) => shared.error(source, path),
@@ -412,6 +390,20 @@ async fn multi_failure(
         index,
         error: Box::new(error),
     }
+}
+
+/// The version of `path` as the ops before the failing one left it, from its version before
+/// the `multi` (-1 for none): the server does not say, and the failed `multi` changed nothing.
+fn version_within_multi(before: &[Op], path: &str, stored: i32) -> i32 {
+    before
+        .iter()
+        .filter(|op| op_path(op) == path)
+        .fold(stored, |version, op| match op {
+            Op::Create { .. } => 0,
+            Op::SetData { .. } => version.saturating_add(1),
+            Op::Delete { .. } => -1,
+            Op::Check { .. } => version,
+        })
 }
 
 fn add_op(writer: &mut zk::MultiWriter<'_>, op: &Op) -> Result<(), zk::Error> {
