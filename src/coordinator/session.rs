@@ -59,7 +59,8 @@ pub trait Session: Send + Sync {
     fn events(&self) -> &Receiver<Event>;
 
     /// Creates a node and returns its path (with the sequence suffix, for a sequential mode:
-    /// the parent's `cversion` as 10 digits, appended to `path`).
+    /// the parent's count of child creations as 10 digits, appended to `path`; ZooKeeper's
+    /// reported `cversion` counts deletions too).
     ///
     /// # Errors
     /// `NodeExists`; `NoNode` if the parent is missing; `NoChildrenForEphemerals` if the parent
