@@ -9,7 +9,8 @@
 //!   on a bounded channel.
 //!
 //! [`MemoryCoordinator`] is the in-process reference implementation; [`recipes`] builds leader
-//! election and locks on any `Coordinator`.
+//! election and locks on any `Coordinator`. With the `zookeeper` feature,
+//! `ZooKeeperCoordinator` implements the same trait on a real ZooKeeper ensemble (3.8 or newer).
 //!
 //! # Where `MemoryCoordinator` differs from ZooKeeper
 //! - Reads are linearizable too (ZooKeeper's reads are served by one server and may be stale,

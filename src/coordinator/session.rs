@@ -14,7 +14,7 @@ use super::types::{
 /// one global order, sessions whose ephemeral nodes go when they end, and watches.
 ///
 /// Implementations: [`MemoryCoordinator`](super::MemoryCoordinator) (in-process, the reference)
-/// and, later, an adapter to a real ZooKeeper ensemble. The generic conformance suite
+/// and `ZooKeeperCoordinator` (a real ZooKeeper ensemble, behind the `zookeeper` feature). The generic conformance suite
 /// (`coordinator::conformance`) runs against any of them.
 pub trait Coordinator: Send + Sync {
     /// Opens a session. Its handle heartbeats on its own until stopped, closed or dropped.
