@@ -548,7 +548,7 @@ fn index_entries<'a>(
     entry_bytes: usize,
     scan: &mut Scan,
 ) -> Vec<&'a [u8]> {
-    if bytes.len() % entry_bytes != 0 {
+    if !bytes.len().is_multiple_of(entry_bytes) {
         scan.faults.push(format!(
             "{}: length {} is not a multiple of {entry_bytes}",
             path.display(),

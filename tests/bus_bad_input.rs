@@ -368,3 +368,43 @@ fn administering_an_unknown_topic() {
     assert!(unknown(broker.topic("nope").unwrap_err()));
     assert!(unknown(broker.replica("nope", 0).unwrap_err()));
 }
+
+#[test]
+fn close_fails_a_send_blocked_on_a_full_buffer_at_once() {
+    let (_dir, broker) = with_topic("t", 1);
+    let producer = Producer::with_config(
+        &broker,
+        ProducerConfig {
+            buffer_memory: 1_000,
+            batch_size: 1 << 20,
+            linger_ms: 600_000,
+            max_block_ms: 60_000,
+            ..ProducerConfig::default()
+        },
+    )
+    .unwrap();
+    let first = producer
+        .send(ProducerRecord::new("t", vec![1u8; 600]))
+        .unwrap();
+    let (sending, sent) = std::sync::mpsc::channel();
+    let blocked = {
+        let producer = producer.clone();
+        std::thread::spawn(move || {
+            sending.send(()).unwrap();
+            let started = Instant::now();
+            let result = producer.send(ProducerRecord::new("t", vec![2u8; 600]));
+            (started.elapsed(), result.map(drop))
+        })
+    };
+    sent.recv().unwrap();
+    producer.close();
+    let (waited, result) = blocked.join().unwrap();
+    assert!(matches!(result, Err(ProduceError::Closed)), "{result:?}");
+    assert!(waited < Duration::from_secs(30), "blocked {waited:?}");
+    assert_eq!(
+        first.wait().unwrap().offset,
+        Some(0),
+        "close sent the first"
+    );
+    assert_eq!(broker.replica("t", 0).unwrap().log().log_end_offset(), 1);
+}

@@ -488,3 +488,64 @@ fn a_duplicate_on_a_log_append_time_topic_reports_the_original_broker_timestamp(
         }
     );
 }
+
+#[test]
+fn growing_a_topic_while_producing_spreads_keyless_records_onto_the_new_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path());
+    broker
+        .create_topic("growing", TopicConfig::with_partitions(2))
+        .unwrap();
+    let producer = Producer::with_config(
+        &broker,
+        logbus::client::ProducerConfig {
+            batch_size: 512,
+            ..logbus::client::ProducerConfig::default()
+        },
+    )
+    .unwrap();
+    let (halfway_tx, halfway_rx) = std::sync::mpsc::channel();
+    let (grown_tx, grown_rx) = std::sync::mpsc::channel();
+    let sender = {
+        let producer = producer.clone();
+        std::thread::spawn(move || {
+            let mut sent = Vec::new();
+            for i in 0..3000 {
+                if i == 1000 {
+                    halfway_tx.send(()).unwrap();
+                    grown_rx.recv().unwrap();
+                }
+                let record = ProducerRecord::new("growing", format!("v{i}"));
+                let metadata = producer.send_and_wait(record).unwrap();
+                sent.push((
+                    metadata.partition,
+                    metadata.offset.unwrap(),
+                    format!("v{i}"),
+                ));
+            }
+            sent
+        })
+    };
+    halfway_rx.recv().unwrap();
+    broker.create_partitions("growing", 6).unwrap();
+    grown_tx.send(()).unwrap();
+    let sent = sender.join().unwrap();
+    assert!(sent[..1000].iter().all(|(partition, _, _)| *partition < 2));
+    let on_new = sent
+        .iter()
+        .filter(|(partition, _, _)| *partition >= 2)
+        .count();
+    assert!(on_new > 500, "only {on_new} records on the new partitions");
+    drop(producer);
+    drop(broker);
+    let broker = open(dir.path());
+    for partition in 0..6 {
+        let stored = values(&broker, "growing", partition);
+        let expected: Vec<(u64, String)> = sent
+            .iter()
+            .filter(|(p, _, _)| *p == partition)
+            .map(|(_, offset, value)| (*offset, value.clone()))
+            .collect();
+        assert_eq!(stored, expected, "partition {partition}");
+    }
+}

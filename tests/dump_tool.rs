@@ -167,7 +167,7 @@ fn write_log(dir: &Path) -> Log {
                 }
             })
             .collect();
-        log.append_records(&records, i as i32 / 50).unwrap();
+        log.append_records(&records, i / 50).unwrap();
     }
     log
 }

@@ -722,3 +722,28 @@ fn each_flush_policy_advances_the_recovery_point_as_documented() {
         "a roll flushes the sealed segment"
     );
 }
+
+// Regression: a crash inside `truncate_to` into a sealed segment, after the kept prefix was
+// renamed over the segment but before the later segments were unlinked (the recovery point
+// checkpoint already says the new end), reopened with the later segments back: the truncated
+// records resurrected after a hole of missing offsets (log end 48 instead of 3 here, and reads in
+// the hole got the next segment's first batch). Recovery now ends the log at a scanned sealed
+// segment that stops short of the next segment's base.
+#[test]
+fn a_truncation_interrupted_before_the_later_segments_went_does_not_resurrect_them() {
+    let root = tempfile::tempdir().unwrap();
+    let (dir, bases) = closed_log(root.path());
+    let crash = root.path().join("crash").join(DIR_NAME);
+    copy_dir(&dir, &crash);
+    fs::remove_file(crash.join(CLEAN_SHUTDOWN_FILE)).unwrap();
+    let first = log_files(&crash).remove(0);
+    let bytes = fs::read(&first).unwrap();
+    let (position, header) = batches_in(&bytes)[1];
+    let new_end = header.base_offset as u64;
+    fs::write(&first, &bytes[..position]).unwrap();
+    write_recovery_point(&crash, new_end);
+    let log = Log::open(&crash, config()).unwrap();
+    assert_eq!(log.log_end_offset(), new_end);
+    assert_eq!(log.segment_base_offsets(), vec![bases[0]]);
+    check_contents(&log, "interrupted truncation");
+}

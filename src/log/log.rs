@@ -28,6 +28,19 @@ pub struct NewRecord<'a> {
     pub headers: &'a [Header],
 }
 
+impl NewRecord<'_> {
+    /// An upper bound of the bytes the record takes in a batch (varints at their widest).
+    pub fn encoded_bytes_bound(&self) -> usize {
+        let field = |bytes: Option<&[u8]>| 5 + bytes.map_or(0, <[u8]>::len);
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|header| field(Some(&header.key)) + field(header.value.as_deref()))
+            .sum();
+        5 + 1 + 10 + 5 + field(self.key) + field(self.value) + 5 + headers
+    }
+}
+
 /// Where an appended batch landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -186,7 +199,9 @@ impl Log {
             partition_leader_epoch: leader_epoch,
             ..BatchSpec::default()
         };
-        let mut builder = BatchBuilder::new(spec);
+        // Presized: growing a 10 KiB batch from empty would copy it several times.
+        let estimate: usize = records.iter().map(NewRecord::encoded_bytes_bound).sum();
+        let mut builder = BatchBuilder::with_capacity(spec, estimate);
         for record in records {
             builder.append(record.timestamp, record.key, record.value, record.headers);
         }

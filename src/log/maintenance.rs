@@ -414,11 +414,14 @@ impl Log {
             if segment.max_timestamp()? < timestamp {
                 continue;
             }
-            let from = segment
-                .time_index
-                .lookup(segment.base_offset, timestamp)?
-                .map_or(segment.base_offset, |entry| entry.offset)
-                .max(log_start);
+            // A time index entry comes from disk and is checked before it is trusted: the batch
+            // holding its offset must have its timestamp as the batch's largest (the entry was
+            // written as "largest timestamp so far, at this offset"). Otherwise scan the segment.
+            let from = match segment.time_index.lookup(segment.base_offset, timestamp)? {
+                Some(entry) if segment.time_entry_holds(entry)? => entry.offset,
+                _ => segment.base_offset,
+            }
+            .max(log_start);
             if let Some(found) = find_timestamp_in(segment, from, timestamp, log_start)? {
                 return Ok(Some(found));
             }

@@ -83,12 +83,19 @@ pub(crate) fn open(dir: &Path, config: LogConfig, clock: Arc<dyn Clock>) -> Resu
     remove_if_exists(&dir.join(CLEAN_SHUTDOWN_FILE))?;
     sync_dir(dir).map_err(LogError::io(dir))?;
 
+    // The active segment's age counts from its first batch, as Kafka's does, so a log reopened
+    // more often than `segment_ms` still rolls (and retention can then delete old data). A
+    // timestamp from the future counts as now.
+    let active_since_ms = loaded
+        .active
+        .find_batch(loaded.active.base_offset)?
+        .map(|(_, first)| first.max_timestamp.min(clock.now_ms()));
     let mut segments = loaded.sealed;
     segments.push(loaded.active);
     let writer = Writer {
         active: loaded.files,
         indexer: loaded.indexer,
-        active_since_ms: None,
+        active_since_ms,
         epochs,
         flush: FlushState {
             unflushed_messages: 0,
@@ -200,7 +207,11 @@ fn load_segments(
         if i >= scan_from {
             let scan =
                 validate_segment(&log_path(dir, base), base, Some(next_base), recovery_point)?;
-            if scan.torn {
+            // A sealed segment ends where the next one starts (a roll starts the next segment at
+            // the log end). One that ends earlier was cut by a `truncate_to` that crashed before
+            // unlinking the later segments: they were truncated away, and kept they came back
+            // after a hole of missing offsets.
+            if scan.torn || scan.next_offset < next_base {
                 // The tail after the recovery point is cut here; later segments were never flushed.
                 for &later in &bases[i + 1..] {
                     remove_segment_files(dir, later)?;

@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
-use super::index::{remove_if_exists, OffsetIndex, TimeIndex};
+use super::index::{remove_if_exists, OffsetIndex, TimeIndex, TimestampOffset};
 use super::mmap::Mapping;
 use super::LogError;
 use crate::record::BatchHeader;
@@ -265,6 +265,17 @@ impl Segment {
             position += header.total_bytes() as u64;
         }
         Ok(None)
+    }
+
+    /// Whether the batch holding a time index entry's offset has the entry's timestamp as its
+    /// largest, as every entry the indexer writes does.
+    pub(crate) fn time_entry_holds(&self, entry: TimestampOffset) -> Result<bool, LogError> {
+        if entry.offset < self.base_offset {
+            return Ok(false);
+        }
+        Ok(self.find_batch(entry.offset)?.is_some_and(|(_, header)| {
+            header.base_offset as u64 <= entry.offset && header.max_timestamp == entry.timestamp
+        }))
     }
 
     /// Whether a whole batch starts at `position` and holds `offset`.

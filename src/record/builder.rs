@@ -7,7 +7,7 @@ use super::batch::{
     LOG_OVERHEAD_BYTES, MAGIC_V2,
 };
 use super::records::Header;
-use super::varint::{put_varint, put_varlong, varint_len, varlong_len};
+use super::varint::{put_varint, varint_len, varlong_len, write_varint, write_varlong};
 
 /// The fields of a batch header that the writer chooses; the rest follow from the records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,13 +106,25 @@ impl BatchBuilder {
         let body_len = record_body_len(timestamp_delta, offset_delta, key, value, headers);
         let body_len = i32::try_from(body_len).expect("a record is smaller than 2 GiB");
         self.buf.reserve(varint_len(body_len) + body_len as usize);
-        put_varint(&mut self.buf, body_len);
-        self.buf.push(0); // record attributes: unused
-        put_varlong(&mut self.buf, timestamp_delta);
-        put_varint(&mut self.buf, offset_delta);
-        put_nullable(&mut self.buf, key);
-        put_nullable(&mut self.buf, value);
-        put_varint(&mut self.buf, headers.len() as i32);
+        // The varints before the key, and those between the fields, go out in one copy each.
+        let mut prefix = [0u8; 5 + 1 + 10 + 5 + 5];
+        let mut at = write_varint(&mut prefix, 0, body_len);
+        prefix[at] = 0; // record attributes: unused
+        at = write_varlong(&mut prefix, at + 1, timestamp_delta);
+        at = write_varint(&mut prefix, at, offset_delta);
+        at = write_varint(&mut prefix, at, field_length(key));
+        self.buf.extend_from_slice(&prefix[..at]);
+        if let Some(key) = key {
+            self.buf.extend_from_slice(key);
+        }
+        let mut between = [0u8; 5];
+        let at = write_varint(&mut between, 0, field_length(value));
+        self.buf.extend_from_slice(&between[..at]);
+        if let Some(value) = value {
+            self.buf.extend_from_slice(value);
+        }
+        let at = write_varint(&mut between, 0, headers.len() as i32);
+        self.buf.extend_from_slice(&between[..at]);
         for header in headers {
             put_nullable(&mut self.buf, Some(&header.key));
             put_nullable(&mut self.buf, header.value.as_deref());
@@ -177,6 +189,13 @@ fn record_body_len(
         len += nullable_len(Some(&header.key)) + nullable_len(header.value.as_deref());
     }
     len
+}
+
+/// The length prefix of a nullable field: -1 for null.
+fn field_length(field: Option<&[u8]>) -> i32 {
+    field.map_or(-1, |bytes| {
+        i32::try_from(bytes.len()).expect("a field is smaller than 2 GiB")
+    })
 }
 
 fn nullable_len(field: Option<&[u8]>) -> usize {

@@ -19,14 +19,41 @@ pub(crate) fn varint_len(value: i32) -> usize {
     varlong_len(i64::from(value))
 }
 
-/// Appends `value` as a zig-zag varlong.
-pub(crate) fn put_varlong(out: &mut Vec<u8>, value: i64) {
+/// Writes `value` as a zig-zag varlong into `buf` at `at` and returns the position after it.
+///
+/// # Panics
+/// If fewer than 10 bytes remain at `at` (callers size their buffers for the widest varint).
+#[inline]
+pub(crate) fn write_varlong(buf: &mut [u8], mut at: usize, value: i64) -> usize {
     let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
     while zigzag >= 0x80 {
-        out.push((zigzag as u8) | 0x80);
+        buf[at] = (zigzag as u8) | 0x80;
         zigzag >>= 7;
+        at += 1;
     }
-    out.push(zigzag as u8);
+    buf[at] = zigzag as u8;
+    at + 1
+}
+
+/// Writes `value` as a zig-zag varint into `buf` at `at`; see [`write_varlong`].
+#[inline]
+pub(crate) fn write_varint(buf: &mut [u8], at: usize, value: i32) -> usize {
+    write_varlong(buf, at, i64::from(value))
+}
+
+/// Appends `value` as a zig-zag varlong.
+pub(crate) fn put_varlong(out: &mut Vec<u8>, value: i64) {
+    // Encoded on the stack and copied once: one capacity check instead of one per byte.
+    let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
+    let mut encoded = [0u8; 10];
+    let mut len = 0;
+    while zigzag >= 0x80 {
+        encoded[len] = (zigzag as u8) | 0x80;
+        zigzag >>= 7;
+        len += 1;
+    }
+    encoded[len] = zigzag as u8;
+    out.extend_from_slice(&encoded[..=len]);
 }
 
 /// Appends `value` as a zig-zag varint.
