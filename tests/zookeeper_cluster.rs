@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use logbus::coordinator::{
-    CoordError, Coordinator, CreateMode, Session, SessionConfig, Version, Watch, ZooKeeperConfig,
-    ZooKeeperCoordinator,
+    AddWatchMode, CoordError, Coordinator, CreateMode, Event, EventType, Session, SessionConfig,
+    Version, Watch, ZooKeeperConfig, ZooKeeperCoordinator,
 };
 
 /// How long a recovery (an election, a reconnect, an expiry) may take.
@@ -53,6 +53,9 @@ fn ensemble_survives_one_lost_node_and_recovers_from_two() {
     let s = session(&coordinator);
     s.create("/a", b"0", CreateMode::Persistent)
         .expect("create");
+    s.create("/mine", b"", CreateMode::Ephemeral)
+        .expect("ephemeral");
+    s.add_watch("/a", AddWatchMode::Persistent).expect("watch");
     let leader = ensemble
         .nodes
         .iter()
@@ -69,6 +72,20 @@ fn ensemble_survives_one_lost_node_and_recovers_from_two() {
         })
         .expect("a write with one node down");
     assert_eq!(s.get_data("/a", Watch::None).expect("read").0, b"1");
+    // The reconnect kept the session: its ephemeral node and its watch are still there.
+    let mine = s
+        .exists("/mine", Watch::None)
+        .expect("exists")
+        .expect("kept");
+    assert_eq!(mine.ephemeral_owner, s.id());
+    let event = s
+        .events()
+        .recv_timeout(RECOVERY_WAIT)
+        .expect("the watch survived the reconnect");
+    assert!(
+        matches!(&event, Event::Watch(e) if e.kind == EventType::NodeDataChanged && e.path == "/a"),
+        "{event:?}"
+    );
     let other = session(&coordinator);
     other
         .create("/b", b"", CreateMode::Ephemeral)

@@ -67,6 +67,44 @@ impl Watches {
         });
     }
 
+    /// The persistent and recursive watches, to set again after a reconnect.
+    pub(crate) fn persistent(&self) -> Vec<(String, WatcherKind)> {
+        self.entries
+            .iter()
+            .filter(|entry| {
+                matches!(
+                    entry.kind,
+                    WatcherKind::Persistent | WatcherKind::PersistentRecursive
+                )
+            })
+            .map(|entry| (entry.path.clone(), entry.kind))
+            .collect()
+    }
+
+    /// Replaces the receiver of a persistent watch by `watcher` (set again after a reconnect);
+    /// drops `watcher` if the watch was removed meanwhile.
+    pub(crate) fn replace_persistent(
+        &mut self,
+        path: &str,
+        kind: WatcherKind,
+        watcher: zk::PersistentWatcher,
+    ) {
+        let Some(index) = self
+            .entries
+            .iter()
+            .position(|entry| entry.path == path && entry.kind == kind)
+        else {
+            return;
+        };
+        let old = self.entries.remove(index);
+        self.add_persistent(path, kind, watcher);
+        let new = self.entries.pop().expect("just added");
+        self.entries.insert(index, new);
+        // The old receiver goes after the new one is registered, so the client keeps the
+        // server-side watch.
+        drop(old);
+    }
+
     /// Removes the watches of `kind` on `path`; whether there were any.
     pub(crate) fn remove(&mut self, path: &str, kind: WatcherKind) -> bool {
         let before = self.entries.len();

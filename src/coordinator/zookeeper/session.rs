@@ -51,6 +51,11 @@ struct State {
     client: Option<zk::Client>,
     watches: Watches,
     ended: bool,
+    /// Set when the connection drops: `zookeeper-client` 0.11.2 does not set persistent and
+    /// recursive watches again when it reconnects (its `resend_watches` sends them in a
+    /// `SetWatches` request, which has no field for them), so the adapter does, before the
+    /// session's next request or as soon as the pump sees the new connection.
+    rewatch: bool,
     /// The pump's waker: every drain of the watches polls with it, so the pump stays the one
     /// woken by the next notification.
     pump_waker: Option<Waker>,
@@ -92,6 +97,7 @@ impl ZooKeeperSession {
                 client: Some(client),
                 watches: Watches::default(),
                 ended: false,
+                rewatch: false,
                 pump_waker: None,
             }),
         });
@@ -136,6 +142,7 @@ impl ZooKeeperSession {
         let shared = Arc::clone(&self.shared);
         self.coordinator.runtime.run(async move {
             let client = shared.client()?;
+            shared.rewatch(&client).await;
             let timeout = shared.request_timeout;
             let result = tokio::time::timeout(timeout, request(client, Arc::clone(&shared)))
                 .await
@@ -156,6 +163,38 @@ impl SessionShared {
         match (&state.client, state.ended) {
             (Some(client), false) => Ok(client.clone()),
             _ => Err(self.expired()),
+        }
+    }
+
+    /// Sets the persistent watches again after a reconnect (see `State::rewatch`); on failure,
+    /// leaves that for the next request.
+    async fn rewatch(&self, client: &zk::Client) {
+        let targets = {
+            let mut state = self.state.lock();
+            if !state.rewatch || state.ended {
+                return;
+            }
+            state.rewatch = false;
+            state.watches.persistent()
+        };
+        for (path, kind) in targets {
+            let mode = match kind {
+                WatcherKind::PersistentRecursive => zk::AddWatchMode::PersistentRecursive,
+                _ => zk::AddWatchMode::Persistent,
+            };
+            match client.watch(&path, mode).await {
+                Ok(watcher) => {
+                    self.deliver_pending();
+                    self.state
+                        .lock()
+                        .watches
+                        .replace_persistent(&path, kind, watcher);
+                }
+                Err(_) => {
+                    self.state.lock().rewatch = true;
+                    return;
+                }
+            }
         }
     }
 
@@ -274,6 +313,18 @@ async fn pump(shared: Arc<SessionShared>, states: zk::StateWatcher) {
             return Poll::Ready(None);
         }
         while let Poll::Ready(Some(session_state)) = states.poll_next_unpin(cx) {
+            match session_state {
+                zk::SessionState::Disconnected => state.rewatch = true,
+                zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly
+                    if state.rewatch =>
+                {
+                    if let Some(client) = state.client.clone() {
+                        let shared = Arc::clone(&shared);
+                        tokio::spawn(async move { shared.rewatch(&client).await });
+                    }
+                }
+                _ => {}
+            }
             if matches!(
                 session_state,
                 zk::SessionState::Expired | zk::SessionState::AuthFailed
