@@ -24,12 +24,18 @@ fn partition_dir(root: &Path) -> PathBuf {
 }
 
 /// Every value in the log, in offset order.
+/// Every value from the log start to the end (a read stops at a segment's end, so loop).
 fn values(log: &Log) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    let read = log.read(log.log_start_offset(), usize::MAX).unwrap();
-    for batch in read.batches() {
-        for record in batch.unwrap().records().unwrap() {
-            out.push(record.unwrap().value.unwrap().to_vec());
+    let mut from = log.log_start_offset();
+    while from < log.log_end_offset() {
+        let read = log.read(from, usize::MAX).unwrap();
+        for batch in read.batches() {
+            for record in batch.unwrap().records().unwrap() {
+                let record = record.unwrap();
+                out.push(record.value.unwrap().to_vec());
+                from = record.offset as u64 + 1;
+            }
         }
     }
     out
