@@ -357,22 +357,13 @@ async fn bad_version(client: &zk::Client, path: &str, expected: Version) -> Coor
     }
 }
 
-/// Validates a create's path: the prefix of a sequential name may end with `/`.
+/// Validates a create's path as the reference does: a sequential path is a prefix ("/locks/" or
+/// "/locks/n_"), checked with a suffix.
 fn validate_create_path(path: &str, mode: CreateMode) -> Result<(), CoordError> {
-    if mode.is_sequential() && path.ends_with('/') {
-        return validate(&format!("{path}0")).map_err(|_| invalid(path));
+    if mode.is_sequential() {
+        return validate_non_root(&format!("{path}0"));
     }
     validate_non_root(path)
-}
-
-fn invalid(path: &str) -> CoordError {
-    match validate(path) {
-        Err(error) => error,
-        Ok(()) => CoordError::InvalidPath {
-            path: path.to_owned(),
-            reason: super::super::PathError::EmptyComponent,
-        },
-    }
 }
 
 fn create_options(mode: CreateMode) -> zk::CreateOptions<'static> {
