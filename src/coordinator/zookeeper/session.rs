@@ -713,3 +713,35 @@ impl std::fmt::Debug for ZooKeeperSession {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_within_multi_replays_earlier_ops_on_the_path() {
+        let ops = [
+            Op::set_data("/m", b"x".to_vec(), Version::Any),
+            Op::check("/other", Version::Any),
+            Op::set_data("/m", b"y".to_vec(), Version::Any),
+        ];
+        assert_eq!(version_within_multi(&ops, "/m", 0), 2);
+        assert_eq!(version_within_multi(&ops, "/other", 5), 5);
+        let recreated = [
+            Op::delete("/m", Version::Any),
+            Op::create("/m", b"".to_vec(), CreateMode::Persistent),
+        ];
+        assert_eq!(version_within_multi(&recreated, "/m", 7), 0);
+        assert_eq!(version_within_multi(&recreated[..1], "/m", 7), -1);
+    }
+
+    #[test]
+    fn sequential_prefixes_are_checked_with_a_suffix() {
+        assert_eq!(
+            validate_create_path("/q/", CreateMode::PersistentSequential),
+            Ok(())
+        );
+        assert!(validate_create_path("/q/", CreateMode::Persistent).is_err());
+        assert!(validate_create_path("/", CreateMode::Persistent).is_err());
+    }
+}
