@@ -48,6 +48,8 @@ struct ModelNode {
     data: Vec<u8>,
     version: i32,
     cversion: i32,
+    /// Child creations: ZooKeeper's sequence counter (`cversion` counts deletions too).
+    creations: i32,
     owner: SessionId,
     container: bool,
 }
@@ -71,6 +73,7 @@ impl Model {
             data: vec![],
             version: 0,
             cversion: 0,
+            creations: 0,
             owner: SessionId::NONE,
             container: false,
         };
@@ -105,7 +108,7 @@ impl Model {
             return Err("NoChildrenForEphemerals");
         }
         let created = if sequential {
-            format!("{path}{:010}", parent_node.cversion)
+            format!("{path}{:010}", parent_node.creations)
         } else {
             path.to_owned()
         };
@@ -114,6 +117,7 @@ impl Model {
         }
         let parent_node = self.nodes.get_mut(&parent_path).expect("checked");
         parent_node.cversion += 1;
+        parent_node.creations += 1;
         let ephemeral = matches!(
             mode,
             CreateMode::Ephemeral | CreateMode::EphemeralSequential
@@ -122,6 +126,7 @@ impl Model {
             data: data.to_vec(),
             version: 0,
             cversion: 0,
+            creations: 0,
             owner: if ephemeral { owner } else { SessionId::NONE },
             container: mode == CreateMode::Container,
         };

@@ -107,6 +107,14 @@ pub enum CoordError {
     /// [`MemoryCoordinator`](super::MemoryCoordinator) never returns it.
     #[error("connection to the coordinator lost")]
     ConnectionLoss,
+    /// A remote coordinator failed the request for a reason this API has no variant for
+    /// (ZooKeeper's `NoAuth`, `QuotaExceeded`, `Throttled`, `Unimplemented`, or a reply the
+    /// client could not decode). [`MemoryCoordinator`](super::MemoryCoordinator) never returns it.
+    #[error("the coordinator refused the request: {reason}")]
+    Refused {
+        /// What the coordinator said, as the client names it.
+        reason: &'static str,
+    },
     /// The request is valid but not accepted by this coordinator (for example a session timeout
     /// of zero).
     #[error("bad arguments: {reason}")]

@@ -9,7 +9,8 @@
 //!   on a bounded channel.
 //!
 //! [`MemoryCoordinator`] is the in-process reference implementation; [`recipes`] builds leader
-//! election and locks on any `Coordinator`.
+//! election and locks on any `Coordinator`. With the `zookeeper` feature,
+//! `ZooKeeperCoordinator` implements the same trait on a real ZooKeeper ensemble (3.8 or newer).
 //!
 //! # Where `MemoryCoordinator` differs from ZooKeeper
 //! - Reads are linearizable too (ZooKeeper's reads are served by one server and may be stale,
@@ -67,6 +68,8 @@ mod tree;
 mod txn;
 mod types;
 mod watches;
+#[cfg(feature = "zookeeper")]
+mod zookeeper;
 
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use durable::DurabilityConfig;
@@ -82,3 +85,5 @@ pub use types::{
     AddWatchMode, CreateMode, Event, EventType, ExpiryReason, Op, OpResult, SessionConfig,
     SessionEvent, SessionId, Stat, Version, Watch, WatchedEvent, WatcherKind, Zxid,
 };
+#[cfg(feature = "zookeeper")]
+pub use zookeeper::{ZooKeeperConfig, ZooKeeperCoordinator, ZooKeeperSession};

@@ -14,7 +14,7 @@ use super::types::{
 /// one global order, sessions whose ephemeral nodes go when they end, and watches.
 ///
 /// Implementations: [`MemoryCoordinator`](super::MemoryCoordinator) (in-process, the reference)
-/// and, later, an adapter to a real ZooKeeper ensemble. The generic conformance suite
+/// and `ZooKeeperCoordinator` (a real ZooKeeper ensemble, behind the `zookeeper` feature). The generic conformance suite
 /// (`coordinator::conformance`) runs against any of them.
 pub trait Coordinator: Send + Sync {
     /// Opens a session. Its handle heartbeats on its own until stopped, closed or dropped.
@@ -59,7 +59,8 @@ pub trait Session: Send + Sync {
     fn events(&self) -> &Receiver<Event>;
 
     /// Creates a node and returns its path (with the sequence suffix, for a sequential mode:
-    /// the parent's `cversion` as 10 digits, appended to `path`).
+    /// the parent's count of child creations as 10 digits, appended to `path`; ZooKeeper's
+    /// reported `cversion` counts deletions too).
     ///
     /// # Errors
     /// `NodeExists`; `NoNode` if the parent is missing; `NoChildrenForEphemerals` if the parent

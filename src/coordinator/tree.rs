@@ -300,6 +300,15 @@ struct View {
 }
 
 impl View {
+    /// The next sequential child's number: the count of child creations so far. ZooKeeper keeps
+    /// that count as its internal cversion and reports `cversion` as 2 x creations - children,
+    /// which counts creations and deletions, as this tree's `cversion` does; so creations are
+    /// (cversion + children) / 2.
+    fn sequence(self) -> i32 {
+        let creations = (i64::from(self.cversion) + i64::from(self.num_children)) / 2;
+        i32::try_from(creations).unwrap_or(i32::MAX)
+    }
+
     fn of(node: &Node) -> View {
         View {
             version: node.stat.version,
@@ -413,7 +422,7 @@ impl<'a> Prep<'a> {
             });
         }
         if mode.is_sequential() {
-            created = format!("{path}{:010}", parent.cversion);
+            created = format!("{path}{:010}", parent.sequence());
         }
         if self.view(&created).is_some() {
             return Err(CoordError::NodeExists { path: created });

@@ -90,7 +90,8 @@ pub struct Stat {
     pub mtime_ms: i64,
     /// Number of data changes.
     pub version: i32,
-    /// Number of child changes (creations and deletions); also the next sequence suffix.
+    /// Number of child changes (creations and deletions). The next sequence suffix is the
+    /// number of creations, `(cversion + num_children) / 2`, as in ZooKeeper.
     pub cversion: i32,
     /// The owning session for an ephemeral node, [`SessionId::NONE`] otherwise.
     pub ephemeral_owner: SessionId,
