@@ -13,7 +13,7 @@ use super::accumulator::{Accumulator, BatchResult, Drained, RecordBytes, RecordS
 use super::partitioner::{DefaultPartitioner, Partitioner};
 use crate::broker::{Broker, BrokerError};
 use crate::partition::PartitionError;
-use crate::record::{Header, BATCH_HEADER_BYTES};
+use crate::record::{record_bytes_bound, Header, BATCH_HEADER_BYTES};
 
 /// When a send counts as done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -127,13 +127,7 @@ impl ProducerRecord {
 
     /// Bytes the record takes in a batch (an upper bound; varints counted at their widest).
     pub(crate) fn encoded_bytes_bound(&self) -> usize {
-        let field = |bytes: Option<&[u8]>| 5 + bytes.map_or(0, <[u8]>::len);
-        let headers: usize = self
-            .headers
-            .iter()
-            .map(|header| field(Some(&header.key)) + field(header.value.as_deref()))
-            .sum();
-        5 + 1 + 10 + 5 + field(self.key.as_deref()) + field(self.value.as_deref()) + 5 + headers
+        record_bytes_bound(self.key.as_deref(), self.value.as_deref(), &self.headers)
     }
 }
 

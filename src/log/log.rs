@@ -14,8 +14,8 @@ use super::segment::{ActiveFiles, Indexer, Segment};
 use super::{recovery, LogConfig, LogError};
 use crate::clock::{Clock, SystemClock};
 use crate::record::{
-    stamp_offset_and_epoch, BatchBuilder, BatchHeader, BatchSpec, Batches, DecodeError, Header,
-    RecordBatch,
+    record_bytes_bound, stamp_offset_and_epoch, BatchBuilder, BatchHeader, BatchSpec, Batches,
+    DecodeError, Header, RecordBatch,
 };
 
 /// A record to append: the log assigns its offset.
@@ -31,13 +31,7 @@ pub struct NewRecord<'a> {
 impl NewRecord<'_> {
     /// An upper bound of the bytes the record takes in a batch (varints at their widest).
     pub fn encoded_bytes_bound(&self) -> usize {
-        let field = |bytes: Option<&[u8]>| 5 + bytes.map_or(0, <[u8]>::len);
-        let headers: usize = self
-            .headers
-            .iter()
-            .map(|header| field(Some(&header.key)) + field(header.value.as_deref()))
-            .sum();
-        5 + 1 + 10 + 5 + field(self.key) + field(self.value) + 5 + headers
+        record_bytes_bound(self.key, self.value, self.headers)
     }
 }
 

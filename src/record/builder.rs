@@ -174,6 +174,18 @@ impl BatchBuilder {
     }
 }
 
+/// An upper bound of the bytes a record takes in a batch, length prefix included (every varint
+/// counted at its widest). Cheap: for sizing buffers and checking limits before encoding.
+pub fn record_bytes_bound(key: Option<&[u8]>, value: Option<&[u8]>, headers: &[Header]) -> usize {
+    let field = |bytes: Option<&[u8]>| 5 + bytes.map_or(0, <[u8]>::len);
+    let headers: usize = headers
+        .iter()
+        .map(|header| field(Some(&header.key)) + field(header.value.as_deref()))
+        .sum();
+    // length, attributes, timestamp delta, offset delta, key, value, header count, headers
+    5 + 1 + 10 + 5 + field(key) + field(value) + 5 + headers
+}
+
 /// Bytes a record takes after its length prefix.
 fn record_body_len(
     timestamp_delta: i64,

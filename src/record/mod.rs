@@ -15,6 +15,6 @@ pub use batch::{
     stamp_log_append_time, stamp_offset_and_epoch, validate, Attributes, BatchHeader, Batches,
     Compression, RecordBatch, TimestampType, BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES, MAGIC_V2,
 };
-pub use builder::{BatchBuilder, BatchSpec};
+pub use builder::{record_bytes_bound, BatchBuilder, BatchSpec};
 pub use error::DecodeError;
 pub use records::{Header, Headers, HeadersIter, Record, Records};
