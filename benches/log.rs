@@ -25,6 +25,10 @@ use logbus::record::{
     LOG_OVERHEAD_BYTES,
 };
 
+#[path = "support/mod.rs"]
+mod support;
+use support::{bench_root, median, percentile, pre_touch, selected};
+
 const VALUE_BYTES: usize = 100;
 const MIB: usize = 1 << 20;
 /// Bytes written per append case and repetition.
@@ -159,44 +163,6 @@ impl Table {
             );
         }
     }
-}
-
-fn median(mut samples: Vec<f64>) -> f64 {
-    assert!(!samples.is_empty(), "a median of nothing");
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
-}
-
-fn percentile(sorted: &[f64], fraction: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * fraction).round() as usize]
-}
-
-/// Allocates and touches memory so that the process's heap is backed before measuring.
-fn pre_touch(bytes: usize) {
-    let buffer = vec![1u8; bytes];
-    std::hint::black_box(&buffer);
-}
-
-struct BenchRoot(tempfile::TempDir);
-
-impl BenchRoot {
-    fn path(&self) -> &Path {
-        self.0.path()
-    }
-}
-
-fn bench_root() -> BenchRoot {
-    let dir = match std::env::var_os("LOGBUS_BENCH_DIR") {
-        Some(dir) => tempfile::tempdir_in(dir),
-        None => tempfile::tempdir(),
-    };
-    BenchRoot(dir.expect("a temporary directory for the bench logs"))
-}
-
-/// Whether `LOGBUS_BENCH_ONLY` (a comma-separated list of append, read, recovery, random) is
-/// unset or names `case`.
-fn selected(case: &str) -> bool {
-    std::env::var("LOGBUS_BENCH_ONLY").map_or(true, |only| only.split(',').any(|name| name == case))
 }
 
 fn big_log_bytes() -> usize {

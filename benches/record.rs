@@ -13,6 +13,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use logbus::record::{BatchBuilder, BatchSpec, RecordBatch};
 
+#[path = "support/mod.rs"]
+mod support;
+use support::median;
+
 const REPETITIONS: usize = 7;
 const RECORDS_PER_BATCH: usize = 100;
 const VALUE_BYTES: usize = 100;
@@ -21,11 +25,6 @@ fn main() {
     crc_case(1 << 20, 2_000);
     crc_case(16 << 10, 100_000);
     codec_case();
-}
-
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
 }
 
 /// Median over `REPETITIONS` of `work` run `iterations` times, in units per second given
