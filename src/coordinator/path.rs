@@ -8,6 +8,18 @@ use super::error::{CoordError, PathError};
 /// The root path.
 pub const ROOT: &str = "/";
 
+/// One malformed path of each kind and the reason `check` gives, shared by the unit tests and
+/// the conformance suite (which expects every operation of every implementation to refuse them).
+pub(crate) const MALFORMED_PATHS: [(&str, PathError); 7] = [
+    ("", PathError::Empty),
+    ("a", PathError::NotAbsolute),
+    ("/a/", PathError::TrailingSlash),
+    ("/a//b", PathError::EmptyComponent),
+    ("/a/./b", PathError::RelativeComponent),
+    ("/a/..", PathError::RelativeComponent),
+    ("/a\0b", PathError::Nul),
+];
+
 /// Checks `path` and returns what is wrong with it.
 ///
 /// # Errors
@@ -112,16 +124,7 @@ mod tests {
 
     #[test]
     fn rejects_each_kind_of_bad_path() {
-        let cases = [
-            ("", PathError::Empty),
-            ("a", PathError::NotAbsolute),
-            ("/a/", PathError::TrailingSlash),
-            ("/a//b", PathError::EmptyComponent),
-            ("/a/./b", PathError::RelativeComponent),
-            ("/a/..", PathError::RelativeComponent),
-            ("/a\0b", PathError::Nul),
-        ];
-        for (path, expected) in cases {
+        for (path, expected) in MALFORMED_PATHS {
             assert_eq!(check(path), Err(expected), "{path:?}");
         }
     }

@@ -84,16 +84,7 @@ pub fn create_under_ephemeral_fails_with_no_children_for_ephemerals(factory: &Fa
 pub fn invalid_paths_fail_every_operation(factory: &Factory) {
     let coordinator = factory();
     let s = session(&coordinator);
-    let cases = [
-        ("", PathError::Empty),
-        ("a", PathError::NotAbsolute),
-        ("/a/", PathError::TrailingSlash),
-        ("/a//b", PathError::EmptyComponent),
-        ("/a/./b", PathError::RelativeComponent),
-        ("/a/..", PathError::RelativeComponent),
-        ("/a\0b", PathError::Nul),
-    ];
-    for (path, reason) in cases {
+    for (path, reason) in crate::coordinator::path::MALFORMED_PATHS {
         let expected = CoordError::InvalidPath {
             path: path.to_owned(),
             reason,
