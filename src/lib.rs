@@ -37,3 +37,4 @@ pub mod coordinator;
 pub mod log;
 pub mod partition;
 pub mod record;
+pub mod replication;

@@ -1,23 +1,41 @@
-//! The `Broker`: one node's data directory, its topics and partitions.
+//! The `Broker`: one node's data directory, its topics and partitions, and its part in the
+//! cluster (registration, replication, and the controller when it holds `/controller`).
 
 use std::collections::HashMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Mutex, RwLock};
 
-use super::metadata::{remove_deleted_dirs, Metadata, DELETE_SUFFIX, PRODUCER_ID_BLOCK};
+use super::cluster::{start_threads, BackgroundThreads};
+use super::metadata::{remove_deleted_dirs, Metadata, PRODUCER_ID_BLOCK};
 use super::registry::{
-    publish_topic, register_broker, unpublish_topic, BrokerSession, BROKER_SESSION_TIMEOUT_MS,
+    claim_producer_id_block, create_topic_entries, delete_topic_entries, read_topic_config,
+    restore_topic_entries, update_topic_entries, BROKER_SESSION_TIMEOUT_MS,
 };
+use super::store::LocalStore;
 use super::topic::{Topic, TopicDescription, TopicState};
 use super::{BrokerError, TopicConfig};
 use crate::clock::{Clock, SystemClock};
-use crate::coordinator::{Coordinator, MemoryCoordinator, SessionConfig};
-use crate::log::{validate_topic_name, DirLock};
+use crate::coordinator::{CoordError, Coordinator, MemoryCoordinator};
+use crate::log::{validate_topic_name, DirLock, PartitionName};
 use crate::partition::Replica;
+use crate::replication::{
+    assign_replicas, AckLevel, Assignment, InProcessNetwork, PendingAppend, ReplicaManager,
+    ReplicaService, ReplicatedPartition, ReplicationConfig, ReplicationError, Transport,
+};
+
+/// Who runs a broker's background work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Drive {
+    /// The broker's own threads: maintenance, replication control, follower fetchers.
+    #[default]
+    Threads,
+    /// Nobody: the caller calls [`Broker::step`] and [`Broker::run_maintenance`]. A
+    /// deterministic simulation drives brokers this way, with a manual clock.
+    Manual,
+}
 
 /// Configuration of a broker.
 ///
@@ -27,12 +45,19 @@ use crate::partition::Replica;
 /// - `maintenance_interval_ms`: `Some(30_000)`: how often a background thread applies retention
 ///   and timed flushes; `None` runs no thread (call [`Broker::run_maintenance`] yourself).
 /// - `coordinator`: `None`: a fresh in-memory [`MemoryCoordinator`] of the broker's own.
+/// - `network`: `None`: an in-process network of the broker's own. Brokers of one cluster in
+///   one process share one.
+/// - `replication`: [`ReplicationConfig::default`], with `session_timeout_ms` 18 000.
+/// - `drive`: [`Drive::Threads`].
 #[derive(Clone)]
 pub struct BrokerConfig {
     pub broker_id: i32,
     pub clock: Arc<dyn Clock>,
     pub maintenance_interval_ms: Option<u64>,
     pub coordinator: Option<Arc<dyn Coordinator>>,
+    pub network: Option<Arc<InProcessNetwork>>,
+    pub replication: ReplicationConfig,
+    pub drive: Drive,
 }
 
 impl std::fmt::Debug for BrokerConfig {
@@ -42,6 +67,8 @@ impl std::fmt::Debug for BrokerConfig {
             .field("clock", &self.clock)
             .field("maintenance_interval_ms", &self.maintenance_interval_ms)
             .field("coordinator", &self.coordinator.as_ref().map(|_| "custom"))
+            .field("replication", &self.replication)
+            .field("drive", &self.drive)
             .finish()
     }
 }
@@ -53,6 +80,12 @@ impl Default for BrokerConfig {
             clock: Arc::new(SystemClock::new()),
             maintenance_interval_ms: Some(30_000),
             coordinator: None,
+            network: None,
+            replication: ReplicationConfig {
+                session_timeout_ms: BROKER_SESSION_TIMEOUT_MS,
+                ..ReplicationConfig::default()
+            },
+            drive: Drive::Threads,
         }
     }
 }
@@ -67,17 +100,16 @@ pub struct Broker {
 
 pub(crate) struct BrokerInner {
     pub(crate) id: i32,
-    coordinator: Arc<dyn Coordinator>,
-    /// This broker's coordinator session; its ephemeral `/brokers/ids/<id>` lives with it.
-    session: BrokerSession,
-    pub(crate) dir: PathBuf,
-    pub(crate) clock: Arc<dyn Clock>,
-    metadata: Metadata,
-    /// Topics by name. Admin operations also hold `admin`, so they apply one at a time.
-    topics: RwLock<HashMap<String, Arc<TopicState>>>,
+    pub(crate) coordinator: Arc<dyn Coordinator>,
+    pub(crate) network: Arc<InProcessNetwork>,
+    pub(crate) replication: Arc<ReplicaManager>,
+    /// The data directory's topics and replicas (shared with the replica manager).
+    pub(crate) store: Arc<LocalStore>,
+    /// Admin operations hold it, so they apply one at a time.
     admin: Mutex<()>,
     producer_ids: Mutex<ProducerIdBlock>,
-    maintenance: Arc<Maintenance>,
+    pub(crate) threads: BackgroundThreads,
+    crashed: std::sync::atomic::AtomicBool,
     _lock: DirLock,
 }
 
@@ -85,7 +117,7 @@ impl std::fmt::Debug for BrokerInner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Broker")
             .field("id", &self.id)
-            .field("dir", &self.dir)
+            .field("dir", &self.store.dir)
             .finish_non_exhaustive()
     }
 }
@@ -94,13 +126,6 @@ impl std::fmt::Debug for BrokerInner {
 struct ProducerIdBlock {
     next: i64,
     end: i64,
-}
-
-/// Stops the maintenance thread when the broker goes.
-#[derive(Debug, Default)]
-struct Maintenance {
-    stopped: Mutex<bool>,
-    condvar: Condvar,
 }
 
 impl Broker {
@@ -112,10 +137,11 @@ impl Broker {
         Self::open_with(dir, BrokerConfig::default())
     }
 
-    /// Opens a broker on `dir` with `config`, restoring every topic stored there.
+    /// Opens a broker on `dir` with `config`: restores the topics stored there, registers in
+    /// the coordinator, and takes the roles the coordinator gives its replicas.
     ///
     /// # Errors
-    /// As [`Broker::open`].
+    /// As [`Broker::open`]; `BrokerIdInUse` when a live broker holds the id.
     pub fn open_with(dir: impl AsRef<Path>, config: BrokerConfig) -> Result<Broker, BrokerError> {
         let dir = dir.as_ref().to_owned();
         fs::create_dir_all(&dir).map_err(BrokerError::io(&dir))?;
@@ -127,52 +153,91 @@ impl Broker {
         let metadata = Metadata::open(&dir)?;
         let mut topics = HashMap::new();
         for (name, topic_config) in metadata.load_topics()? {
-            let state = TopicState::open(&dir, &name, topic_config, &config.clock)?;
+            let state = TopicState::new(&name, topic_config);
+            for partition in local_partitions(&dir, &name, state.partition_count()) {
+                state.open_partition(&dir, partition, &config.clock)?;
+            }
             topics.insert(name, Arc::new(state));
         }
-        let first_id = metadata.reserve_producer_ids()?;
         let coordinator: Arc<dyn Coordinator> = config
             .coordinator
             .clone()
             .unwrap_or_else(|| Arc::new(MemoryCoordinator::new()));
-        let session_config = SessionConfig::default().with_timeout_ms(BROKER_SESSION_TIMEOUT_MS);
-        let session = coordinator
-            .session(session_config)
-            .map_err(BrokerError::Coordination)?;
-        register_broker(session.as_ref(), config.broker_id)?;
-        for (name, state) in &topics {
-            publish_topic(
-                session.as_ref(),
-                config.broker_id,
-                name,
-                &state.config.read(),
-                &state.leader_epochs(),
-            )?;
+        let network = config.network.clone().unwrap_or_else(InProcessNetwork::new);
+        let store = Arc::new(LocalStore {
+            dir: dir.clone(),
+            clock: Arc::clone(&config.clock),
+            metadata,
+            topics: RwLock::new(topics),
+        });
+        let host: Arc<dyn crate::replication::ReplicaHost> = Arc::clone(&store) as _;
+        let transport: Arc<dyn Transport> = Arc::clone(&network) as _;
+        let replication = ReplicaManager::start(
+            config.broker_id,
+            config.replication,
+            Arc::clone(&coordinator),
+            transport,
+            Arc::clone(&config.clock),
+            host,
+        )
+        .map_err(|error| match error {
+            ReplicationError::Coordination(CoordError::NodeExists { .. }) => {
+                BrokerError::BrokerIdInUse {
+                    broker_id: config.broker_id,
+                }
+            }
+            other => BrokerError::Replication(other),
+        })?;
+        let replication = Arc::new(replication);
+        let session = replication.session();
+        let known: Vec<(String, Arc<TopicState>)> = store
+            .topics
+            .read()
+            .iter()
+            .map(|(name, state)| (name.clone(), Arc::clone(state)))
+            .collect();
+        for (name, state) in &known {
+            let epochs = single_replica_epochs(state);
+            if let Some(epochs) = epochs {
+                let topic_config = state.config.read().clone();
+                restore_topic_entries(
+                    session.as_ref(),
+                    config.broker_id,
+                    name,
+                    &topic_config,
+                    &epochs,
+                )?;
+            }
         }
+        let local_floor = store.metadata.reserve_producer_ids()?;
+        let first_id = claim_producer_id_block(session.as_ref(), local_floor, PRODUCER_ID_BLOCK)?;
         let inner = Arc::new(BrokerInner {
             id: config.broker_id,
             coordinator,
-            session,
-            dir,
-            clock: config.clock,
-            metadata,
-            topics: RwLock::new(topics),
+            network: Arc::clone(&network),
+            replication: Arc::clone(&replication),
+            store,
             admin: Mutex::new(()),
             producer_ids: Mutex::new(ProducerIdBlock {
                 next: first_id,
                 end: first_id + PRODUCER_ID_BLOCK,
             }),
-            maintenance: Arc::new(Maintenance::default()),
+            threads: BackgroundThreads::default(),
+            crashed: std::sync::atomic::AtomicBool::new(false),
             _lock: lock,
         });
-        if let Some(interval_ms) = config.maintenance_interval_ms {
-            spawn_maintenance(
-                Arc::downgrade(&inner),
-                Arc::clone(&inner.maintenance),
-                interval_ms,
-            );
+        let service: std::sync::Weak<dyn ReplicaService> = Arc::downgrade(&replication) as _;
+        let endpoint: std::sync::Weak<dyn std::any::Any + Send + Sync> =
+            Arc::downgrade(&inner) as _;
+        network.attach(config.broker_id, service, endpoint);
+        let broker = Broker { inner };
+        // The first step takes the roles the coordinator gives (and, alone, the controller's).
+        let _ = broker.step();
+        let _ = broker.step();
+        if config.drive == Drive::Threads {
+            start_threads(&broker.inner, config.maintenance_interval_ms);
         }
-        Ok(Broker { inner })
+        Ok(broker)
     }
 
     pub fn id(&self) -> i32 {
@@ -180,11 +245,11 @@ impl Broker {
     }
 
     pub fn dir(&self) -> &Path {
-        &self.inner.dir
+        &self.inner.store.dir
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.inner.clock
+        &self.inner.store.clock
     }
 
     /// The coordinator the broker registered with.
@@ -192,95 +257,128 @@ impl Broker {
         &self.inner.coordinator
     }
 
-    /// Creates a topic and its partitions.
+    /// The network this broker reaches its peers through.
+    pub fn network(&self) -> &Arc<InProcessNetwork> {
+        &self.inner.network
+    }
+
+    /// The broker's replication (roles, controller, fetchers).
+    pub fn replication(&self) -> &Arc<ReplicaManager> {
+        &self.inner.replication
+    }
+
+    /// Another broker of this process's cluster, by id, if it is open.
+    pub fn peer(&self, broker_id: i32) -> Option<Broker> {
+        if broker_id == self.inner.id {
+            return Some(self.clone());
+        }
+        let endpoint = self.inner.network.endpoint(broker_id)?;
+        let inner = endpoint.downcast::<BrokerInner>().ok()?;
+        if inner.crashed.load(std::sync::atomic::Ordering::Acquire) {
+            return None;
+        }
+        Some(Broker { inner })
+    }
+
+    /// One step of replication work: coordinator events, roles, ISR changes, the controller's
+    /// pass, and one non-blocking fetch from each leader this broker follows. Brokers on
+    /// [`Drive::Threads`] do this on their own; on [`Drive::Manual`] the caller does.
+    ///
+    /// # Errors
+    /// The first error met; the rest of the step still runs.
+    pub fn step(&self) -> Result<(), BrokerError> {
+        let manager = &self.inner.replication;
+        let mut first_error = manager.step_control().err();
+        for leader in manager.followed_leaders() {
+            if let Err(error) = manager.fetch_round(leader, 0) {
+                first_error.get_or_insert(error);
+            }
+        }
+        match first_error {
+            Some(error) => Err(BrokerError::Replication(error)),
+            None => Ok(()),
+        }
+    }
+
+    /// Creates a topic: assigns its replicas over the live brokers and records it in the
+    /// coordinator; the controller then elects each partition's leader.
     ///
     /// # Errors
     /// `InvalidTopicName` (as a `Log` error), `TopicExists`, `InvalidPartitions`,
-    /// `InvalidReplicationFactor`, `InvalidConfig`, `Io`.
+    /// `InvalidReplicationFactor`, `InvalidConfig`, `Io`, `Coordination`.
     pub fn create_topic(&self, name: &str, config: TopicConfig) -> Result<Topic, BrokerError> {
         validate_topic_name(name)?;
-        config.validate(1)?;
+        let session = self.inner.replication.session();
+        let live = crate::replication::live_broker_ids(session.as_ref())?;
+        config.validate(live.len().min(u16::MAX as usize) as u16)?;
         let _admin = self.inner.admin.lock();
-        if self.inner.topics.read().contains_key(name) {
-            return Err(BrokerError::TopicExists {
-                topic: name.to_owned(),
-            });
-        }
-        let state = Arc::new(TopicState::open(
-            &self.inner.dir,
-            name,
-            config.clone(),
-            &self.inner.clock,
-        )?);
-        self.inner.metadata.store_topic(name, &config)?;
-        publish_topic(
-            self.inner.session.as_ref(),
-            self.inner.id,
-            name,
-            &config,
-            &state.leader_epochs(),
-        )?;
-        self.inner
-            .topics
-            .write()
-            .insert(name.to_owned(), Arc::clone(&state));
+        let partitions = assign_replicas(name, config.partitions, config.replication_factor, &live)
+            .ok_or(BrokerError::InvalidReplicationFactor {
+                requested: config.replication_factor,
+                live_brokers: live.len() as u16,
+            })?;
+        create_topic_entries(session.as_ref(), name, &config, &Assignment { partitions })?;
+        let state = self.inner.store.ensure_topic(name, config)?;
+        self.inner.replication.mark_topic(name);
+        let _ = self.step();
         Ok(Topic::new(self.clone(), state))
     }
 
-    /// Deletes a topic: its partitions' files are removed, and handles still held fail with
-    /// `Deleted` errors.
+    /// Deletes a topic everywhere: its entries leave the coordinator and every broker removes
+    /// its replicas' files; handles still held fail with `Deleted` errors.
     ///
     /// # Errors
-    /// `UnknownTopic`, `Io`.
+    /// `UnknownTopic`, `Io`, `Coordination`.
     pub fn delete_topic(&self, name: &str) -> Result<(), BrokerError> {
         let _admin = self.inner.admin.lock();
-        let state = self.inner.topics.read().get(name).cloned().ok_or_else(|| {
-            BrokerError::UnknownTopic {
+        let session = self.inner.replication.session();
+        let known_here = self.inner.store.topics.read().contains_key(name);
+        let known_there = read_topic_config(session.as_ref(), name)?.is_some();
+        if !known_here && !known_there {
+            return Err(BrokerError::UnknownTopic {
                 topic: name.to_owned(),
-            }
-        })?;
-        self.inner.metadata.remove_topic(name)?;
-        self.inner.topics.write().remove(name);
-        unpublish_topic(self.inner.session.as_ref(), name)?;
-        let nonce = self.inner.clock.now_ms();
-        for replica in state.mark_deleted() {
-            let dir = replica.log().dir().to_owned();
-            let doomed = dir.with_file_name(format!(
-                "{}.{nonce}{DELETE_SUFFIX}",
-                replica
-                    .log()
-                    .dir()
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or_default()
-            ));
-            fs::rename(&dir, &doomed).map_err(BrokerError::io(&dir))?;
-            fs::remove_dir_all(&doomed).map_err(BrokerError::io(&doomed))?;
+            });
         }
-        Ok(())
+        delete_topic_entries(session.as_ref(), name)?;
+        self.inner.store.remove_local_topic(name)
     }
 
-    /// Grows a topic to `partitions` partitions (Kafka's CreatePartitions).
+    /// Grows a topic to `partitions` partitions (Kafka's CreatePartitions); the new partitions'
+    /// replicas are assigned over the live brokers.
     ///
     /// # Errors
-    /// `UnknownTopic`, `PartitionsCannotShrink`, `InvalidPartitions`, `Io`.
+    /// `UnknownTopic`, `PartitionsCannotShrink`, `InvalidPartitions`, `Io`, `Coordination`.
     pub fn create_partitions(&self, name: &str, partitions: u32) -> Result<(), BrokerError> {
         let _admin = self.inner.admin.lock();
         let state = self.topic_state(name)?;
-        let config = state.grow(&self.inner.dir, partitions, &self.inner.clock)?;
-        self.inner.metadata.store_topic(name, &config)?;
-        publish_topic(
-            self.inner.session.as_ref(),
-            self.inner.id,
-            name,
-            &config,
-            &state.leader_epochs(),
-        )
+        let session = self.inner.replication.session();
+        let current =
+            crate::replication::read_assignment(session.as_ref(), name)?.ok_or_else(|| {
+                BrokerError::UnknownTopic {
+                    topic: name.to_owned(),
+                }
+            })?;
+        let config = state.grow(partitions)?;
+        let live = crate::replication::live_broker_ids(session.as_ref())?;
+        let fresh = assign_replicas(name, partitions, config.replication_factor, &live).ok_or(
+            BrokerError::InvalidReplicationFactor {
+                requested: config.replication_factor,
+                live_brokers: live.len() as u16,
+            },
+        )?;
+        let mut assignment = current;
+        let have = assignment.partitions.len();
+        assignment.partitions.extend(fresh.into_iter().skip(have));
+        self.inner.store.metadata.store_topic(name, &config)?;
+        update_topic_entries(session.as_ref(), name, &config, &assignment)?;
+        self.inner.replication.mark_topic(name);
+        let _ = self.step();
+        Ok(())
     }
 
-    /// Names of all topics, sorted.
+    /// Names of all topics this broker knows, sorted.
     pub fn list_topics(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.inner.topics.read().keys().cloned().collect();
+        let mut names: Vec<String> = self.inner.store.topics.read().keys().cloned().collect();
         names.sort();
         names
     }
@@ -293,7 +391,7 @@ impl Broker {
         Ok(Topic::new(self.clone(), self.topic_state(name)?))
     }
 
-    /// The topic's configuration and, per partition, its offsets and size.
+    /// The topic's configuration and, per partition held here, its offsets and size.
     ///
     /// # Errors
     /// `UnknownTopic`.
@@ -303,6 +401,7 @@ impl Broker {
 
     pub(crate) fn topic_state(&self, name: &str) -> Result<Arc<TopicState>, BrokerError> {
         self.inner
+            .store
             .topics
             .read()
             .get(name)
@@ -315,19 +414,147 @@ impl Broker {
     /// The replica of `topic`-`partition` on this broker.
     ///
     /// # Errors
-    /// `UnknownTopic`, `UnknownPartition`.
+    /// `UnknownTopic`, `UnknownPartition` (also when this broker holds no replica of it).
     pub fn replica(&self, topic: &str, partition: u32) -> Result<Arc<Replica>, BrokerError> {
         self.topic_state(topic)?.replica(partition)
     }
 
-    /// A new idempotent producer identity: (producer id, epoch).
+    /// This broker's replicated partition, with its role.
     ///
     /// # Errors
-    /// `Io` when the next block of ids cannot be reserved on disk.
+    /// `UnknownPartition` when this broker holds no replica of it.
+    pub fn replicated_partition(
+        &self,
+        topic: &str,
+        partition: u32,
+    ) -> Result<Arc<ReplicatedPartition>, BrokerError> {
+        self.inner
+            .replication
+            .partition(topic, partition)
+            .ok_or_else(|| BrokerError::UnknownPartition {
+                topic: topic.to_owned(),
+                partition,
+            })
+    }
+
+    /// Appends a producer's batch to `topic`-`partition`, which this broker must lead. The
+    /// returned pending append completes per `acks` (see [`Broker::poll_append`] and
+    /// [`Broker::wait_append`]).
+    ///
+    /// # Errors
+    /// `UnknownTopic`, `UnknownPartition`; `Replication(NotLeader | NotEnoughReplicas | ...)`.
+    pub fn append(
+        &self,
+        topic: &str,
+        partition: u32,
+        batch: &crate::record::RecordBatch,
+        acks: AckLevel,
+    ) -> Result<PendingAppend, BrokerError> {
+        let local = self.leader_partition(topic, partition)?;
+        Ok(local.append(
+            batch,
+            acks,
+            self.inner.store.clock.now_ms(),
+            self.inner.replication.config().request_timeout_ms,
+        )?)
+    }
+
+    fn leader_partition(
+        &self,
+        topic: &str,
+        partition: u32,
+    ) -> Result<Arc<ReplicatedPartition>, BrokerError> {
+        match self.inner.replication.partition(topic, partition) {
+            Some(local) => Ok(local),
+            None => {
+                // Not held here: say which topic or partition is unknown, or who leads.
+                let state = self.topic_state(topic)?;
+                if partition >= state.partition_count() {
+                    return Err(BrokerError::UnknownPartition {
+                        topic: topic.to_owned(),
+                        partition,
+                    });
+                }
+                Err(BrokerError::Replication(ReplicationError::NotLeader {
+                    topic: topic.to_owned(),
+                    partition,
+                    leader: self.leader_of(topic, partition),
+                    leader_epoch: -1,
+                }))
+            }
+        }
+    }
+
+    /// The leader of `topic`-`partition` as the coordinator records it.
+    pub fn leader_of(&self, topic: &str, partition: u32) -> Option<i32> {
+        let session = self.inner.replication.session();
+        crate::replication::read_state(session.as_ref(), topic, partition)
+            .ok()
+            .flatten()
+            .map(|state| state.leader)
+            .filter(|&leader| leader >= 0)
+    }
+
+    /// Whether `pending` is acknowledged yet (`None` while waiting).
+    ///
+    /// # Errors
+    /// Inside the `Some`: why the append will never be acknowledged.
+    pub fn poll_append(
+        &self,
+        topic: &str,
+        partition: u32,
+        pending: &PendingAppend,
+    ) -> Option<Result<(), BrokerError>> {
+        let local = match self.replicated_partition(topic, partition) {
+            Ok(local) => local,
+            Err(error) => return Some(Err(error)),
+        };
+        local
+            .poll_append(pending, self.inner.store.clock.now_ms())
+            .map(|result| result.map_err(BrokerError::Replication))
+    }
+
+    /// Blocks until `pending` is acknowledged or fails (its deadline counts on the broker's
+    /// clock; the wait itself wakes whenever the high watermark or the role moves).
+    ///
+    /// # Errors
+    /// Why the append will never be acknowledged.
+    pub fn wait_append(
+        &self,
+        topic: &str,
+        partition: u32,
+        pending: &PendingAppend,
+    ) -> Result<(), BrokerError> {
+        let local = self.replicated_partition(topic, partition)?;
+        if let Some(result) = local.poll_append(pending, self.inner.store.clock.now_ms()) {
+            return result.map_err(BrokerError::Replication);
+        }
+        let notifier = crate::partition::Notifier::new();
+        local.replica().register_waiter(&notifier);
+        let result = loop {
+            notifier.reset();
+            if let Some(result) = local.poll_append(pending, self.inner.store.clock.now_ms()) {
+                break result;
+            }
+            // Bounded waits, so that a deadline on a clock that is not the system's, or a role
+            // change that moves no high watermark, is still seen.
+            notifier.wait_until(std::time::Instant::now() + std::time::Duration::from_millis(10));
+        };
+        local.replica().unregister_waiter(&notifier);
+        result.map_err(BrokerError::Replication)
+    }
+
+    /// A new idempotent producer identity: (producer id, epoch). Ids are claimed from the
+    /// coordinator a block at a time, so brokers sharing it never hand out one id twice.
+    ///
+    /// # Errors
+    /// `Io` or `Coordination` when the next block of ids cannot be reserved.
     pub fn init_producer_id(&self) -> Result<(i64, i16), BrokerError> {
         let mut block = self.inner.producer_ids.lock();
         if block.next == block.end {
-            block.next = self.inner.metadata.reserve_producer_ids()?;
+            let floor = self.inner.store.metadata.reserve_producer_ids()?;
+            let session = self.inner.replication.session();
+            block.next = claim_producer_id_block(session.as_ref(), floor, PRODUCER_ID_BLOCK)?;
             block.end = block.next + PRODUCER_ID_BLOCK;
         }
         let id = block.next;
@@ -344,72 +571,95 @@ impl Broker {
         self.inner.run_maintenance()
     }
 
-    /// Every partition of every topic, as descriptions.
+    /// Every topic this broker knows, as descriptions.
     pub fn describe_all(&self) -> Vec<TopicDescription> {
         self.list_topics()
             .iter()
             .filter_map(|name| self.describe_topic(name).ok())
             .collect()
     }
+
+    /// Moves leadership off this broker (Kafka's controlled shutdown) so that it can stop
+    /// without making its partitions unavailable for a session timeout. Returns how many
+    /// partitions it still leads (0 when all moved, or there was nowhere to move them).
+    ///
+    /// # Errors
+    /// `Replication` when the controller cannot be reached.
+    pub fn controlled_shutdown(&self) -> Result<u32, BrokerError> {
+        let remaining = self.inner.replication.controlled_shutdown()?;
+        let _ = self.step();
+        Ok(remaining.unwrap_or(0))
+    }
+
+    /// Stops the broker as a crash would, for fault-injection tests: its replicas stop
+    /// writing, nothing more is flushed, no clean-shutdown marker or checkpoint is written,
+    /// and its coordinator session is left to expire. Returns what each log had on disk; once
+    /// every handle is dropped, cutting the files to a length between `durable_bytes` and
+    /// `written_bytes` gives an image a real crash could leave.
+    #[doc(hidden)]
+    pub fn simulate_crash(&self) -> Vec<crate::log::CrashImage> {
+        self.inner
+            .crashed
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.inner.replication.stop();
+        let topics: Vec<Arc<TopicState>> =
+            self.inner.store.topics.read().values().cloned().collect();
+        topics
+            .iter()
+            .flat_map(|topic| topic.replicas())
+            .map(|replica| replica.simulate_crash())
+            .collect()
+    }
+}
+
+/// The epochs to publish for a topic held here alone when the coordinator does not know it;
+/// `None` for a replicated topic (its truth lives in a shared coordinator).
+fn single_replica_epochs(state: &TopicState) -> Option<Vec<i32>> {
+    let config = state.config.read();
+    if config.replication_factor != 1 {
+        return None;
+    }
+    (0..config.partitions)
+        .map(|partition| {
+            state
+                .replica(partition)
+                .ok()
+                .map(|replica| replica.leader_epoch())
+        })
+        .collect()
+}
+
+/// The partitions of `topic` whose directories exist under `dir`.
+fn local_partitions(dir: &Path, topic: &str, partitions: u32) -> Vec<u32> {
+    (0..partitions)
+        .filter(|&partition| {
+            dir.join(
+                PartitionName {
+                    topic: topic.to_owned(),
+                    partition,
+                }
+                .dir_name(),
+            )
+            .is_dir()
+        })
+        .collect()
 }
 
 impl BrokerInner {
-    fn run_maintenance(&self) -> Result<usize, BrokerError> {
-        let topics: Vec<Arc<TopicState>> = self.topics.read().values().cloned().collect();
-        let mut deleted = 0;
-        let mut first_error = None;
-        for replica in topics.iter().flat_map(|topic| topic.replicas().to_vec()) {
-            let log = replica.log();
-            match log
-                .apply_retention()
-                .and_then(|count| log.flush_if_due().map(|()| count))
-            {
-                Ok(count) => deleted += count,
-                Err(error) => {
-                    first_error.get_or_insert(error);
-                }
-            }
-        }
-        match first_error {
-            Some(error) => Err(error.into()),
-            None => Ok(deleted),
-        }
+    pub(crate) fn run_maintenance(&self) -> Result<usize, BrokerError> {
+        self.store.run_maintenance()
     }
 }
 
 impl Drop for BrokerInner {
     fn drop(&mut self) {
-        *self.maintenance.stopped.lock() = true;
-        self.maintenance.condvar.notify_all();
+        self.replication.stop();
+        self.threads.stop_and_join();
+        if self.crashed.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        self.replication.checkpoint_high_watermarks();
+        self.store.close_all();
+        let _ = self.replication.session().close();
     }
-}
-
-fn spawn_maintenance(
-    broker: std::sync::Weak<BrokerInner>,
-    maintenance: Arc<Maintenance>,
-    interval_ms: u64,
-) {
-    let spawned = std::thread::Builder::new()
-        .name("logbus-maintenance".into())
-        .spawn(move || loop {
-            let deadline = Instant::now() + Duration::from_millis(interval_ms);
-            let mut stopped = maintenance.stopped.lock();
-            while !*stopped
-                && !maintenance
-                    .condvar
-                    .wait_until(&mut stopped, deadline)
-                    .timed_out()
-            {}
-            if *stopped {
-                return;
-            }
-            drop(stopped);
-            let Some(broker) = broker.upgrade() else {
-                return;
-            };
-            // Errors surface again on the next append or read of the failing partition.
-            let _ = broker.run_maintenance();
-        });
-    // Without the thread, retention waits for explicit `run_maintenance` calls; nothing is lost.
-    drop(spawned);
 }

@@ -28,6 +28,7 @@ pub enum CleanupPolicy {
 /// - `cleanup_policy`: `Delete`
 /// - `message_timestamp_type`: `CreateTime`
 /// - `flush`: `FlushPolicy::OsDecides`
+/// - `unclean_leader_election`: false
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicConfig {
     pub partitions: u32,
@@ -41,6 +42,9 @@ pub struct TopicConfig {
     pub cleanup_policy: CleanupPolicy,
     pub message_timestamp_type: TimestampType,
     pub flush: FlushPolicy,
+    /// Whether a replica outside the ISR may be elected when no ISR member lives (Kafka's
+    /// `unclean.leader.election.enable`): availability at the price of acknowledged records.
+    pub unclean_leader_election: bool,
 }
 
 impl Default for TopicConfig {
@@ -58,6 +62,7 @@ impl Default for TopicConfig {
             cleanup_policy: CleanupPolicy::Delete,
             message_timestamp_type: TimestampType::CreateTime,
             flush: FlushPolicy::OsDecides,
+            unclean_leader_election: false,
         }
     }
 }
@@ -141,6 +146,10 @@ impl TopicConfig {
             format!("segment.ms={}", self.segment_ms),
             format!("max.message.bytes={}", self.max_message_bytes),
             format!(
+                "unclean.leader.election.enable={}",
+                self.unclean_leader_election
+            ),
+            format!(
                 "cleanup.policy={}",
                 match self.cleanup_policy {
                     CleanupPolicy::Delete => "delete",
@@ -211,6 +220,13 @@ impl TopicConfig {
                     config.message_timestamp_type = match value {
                         "CreateTime" => TimestampType::CreateTime,
                         "LogAppendTime" => TimestampType::LogAppendTime,
+                        _ => return Err(invalid()),
+                    }
+                }
+                "unclean.leader.election.enable" => {
+                    config.unclean_leader_election = match value {
+                        "true" => true,
+                        "false" => false,
                         _ => return Err(invalid()),
                     }
                 }

@@ -41,6 +41,8 @@ pub enum BrokerError {
     Log(#[from] LogError),
     #[error(transparent)]
     Partition(#[from] PartitionError),
+    #[error(transparent)]
+    Replication(#[from] crate::replication::ReplicationError),
 }
 
 impl BrokerError {

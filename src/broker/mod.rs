@@ -3,13 +3,15 @@
 
 #[allow(clippy::module_inception)]
 mod broker;
+mod cluster;
 mod config;
 mod error;
 mod metadata;
 mod registry;
+mod store;
 mod topic;
 
-pub use broker::{Broker, BrokerConfig};
+pub use broker::{Broker, BrokerConfig, Drive};
 pub use config::{CleanupPolicy, TopicConfig, MAX_PARTITIONS};
 pub use error::BrokerError;
 pub use registry::BROKER_SESSION_TIMEOUT_MS;

@@ -11,48 +11,37 @@ use crate::clock::Clock;
 use crate::log::PartitionName;
 use crate::partition::Replica;
 
-/// A topic's shared state. `config` and `replicas` change only under the broker's admin lock.
+/// A topic's shared state on this broker. With replication a broker holds only the partitions
+/// assigned to it, so `replicas` has a slot per partition and an empty slot for each one held
+/// elsewhere. `config` and `replicas` change only under the broker's admin lock or while the
+/// replica manager opens a replica.
 #[derive(Debug)]
 pub(crate) struct TopicState {
     pub name: Arc<str>,
     pub config: RwLock<TopicConfig>,
-    replicas: RwLock<Arc<Vec<Arc<Replica>>>>,
+    replicas: RwLock<Arc<Vec<Option<Arc<Replica>>>>>,
     pub deleted: AtomicBool,
 }
 
 impl TopicState {
-    /// Opens (creating as needed) the partitions of a topic under `data_dir`.
-    pub(crate) fn open(
-        data_dir: &Path,
-        name: &str,
-        config: TopicConfig,
-        clock: &Arc<dyn Clock>,
-    ) -> Result<TopicState, BrokerError> {
-        let replicas = (0..config.partitions)
-            .map(|partition| open_replica(data_dir, name, partition, &config, clock))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(TopicState {
+    /// A topic with no partition opened yet.
+    pub(crate) fn new(name: &str, config: TopicConfig) -> TopicState {
+        let slots = vec![None; config.partitions as usize];
+        TopicState {
             name: Arc::from(name),
             config: RwLock::new(config),
-            replicas: RwLock::new(Arc::new(replicas)),
+            replicas: RwLock::new(Arc::new(slots)),
             deleted: AtomicBool::new(false),
-        })
+        }
     }
 
-    pub(crate) fn replicas(&self) -> Arc<Vec<Arc<Replica>>> {
-        Arc::clone(&self.replicas.read())
-    }
-
-    /// Each partition's leader epoch.
-    pub(crate) fn leader_epochs(&self) -> Vec<i32> {
-        self.replicas()
-            .iter()
-            .map(|replica| replica.leader_epoch())
-            .collect()
+    /// The replicas this broker holds.
+    pub(crate) fn replicas(&self) -> Vec<Arc<Replica>> {
+        self.replicas.read().iter().flatten().cloned().collect()
     }
 
     pub(crate) fn partition_count(&self) -> u32 {
-        self.replicas.read().len() as u32
+        self.config.read().partitions
     }
 
     pub(crate) fn replica(&self, partition: u32) -> Result<Arc<Replica>, BrokerError> {
@@ -65,19 +54,40 @@ impl TopicState {
             .read()
             .get(partition as usize)
             .cloned()
+            .flatten()
             .ok_or_else(|| BrokerError::UnknownPartition {
                 topic: self.name.to_string(),
                 partition,
             })
     }
 
-    /// Adds partitions up to `partitions`; returns the new configuration to store.
-    pub(crate) fn grow(
+    /// Opens (creating if needed) this broker's replica of `partition`.
+    pub(crate) fn open_partition(
         &self,
         data_dir: &Path,
-        partitions: u32,
+        partition: u32,
         clock: &Arc<dyn Clock>,
-    ) -> Result<TopicConfig, BrokerError> {
+    ) -> Result<Arc<Replica>, BrokerError> {
+        if let Ok(replica) = self.replica(partition) {
+            return Ok(replica);
+        }
+        let config = self.config.read().clone();
+        let mut slots = self.replicas.write();
+        if let Some(Some(replica)) = slots.get(partition as usize) {
+            return Ok(Arc::clone(replica));
+        }
+        let replica = open_replica(data_dir, &self.name, partition, &config, clock)?;
+        let mut grown: Vec<Option<Arc<Replica>>> = slots.to_vec();
+        if grown.len() <= partition as usize {
+            grown.resize(partition as usize + 1, None);
+        }
+        grown[partition as usize] = Some(Arc::clone(&replica));
+        *slots = Arc::new(grown);
+        Ok(replica)
+    }
+
+    /// Grows the topic's configuration to `partitions`; returns the new configuration to store.
+    pub(crate) fn grow(&self, partitions: u32) -> Result<TopicConfig, BrokerError> {
         let mut config = self.config.read().clone();
         if partitions < config.partitions {
             return Err(BrokerError::PartitionsCannotShrink {
@@ -87,13 +97,10 @@ impl TopicState {
         }
         config.partitions = partitions;
         config.validate(config.replication_factor)?;
-        let mut replicas: Vec<Arc<Replica>> = self.replicas().to_vec();
-        for partition in replicas.len() as u32..partitions {
-            replicas.push(open_replica(
-                data_dir, &self.name, partition, &config, clock,
-            )?);
-        }
-        *self.replicas.write() = Arc::new(replicas);
+        let mut slots = self.replicas.write();
+        let mut grown: Vec<Option<Arc<Replica>>> = slots.to_vec();
+        grown.resize(partitions as usize, None);
+        *slots = Arc::new(grown);
         *self.config.write() = config.clone();
         Ok(config)
     }
@@ -101,7 +108,7 @@ impl TopicState {
     /// Marks the topic and its replicas deleted and returns the replicas.
     pub(crate) fn mark_deleted(&self) -> Vec<Arc<Replica>> {
         self.deleted.store(true, Ordering::Release);
-        let replicas = self.replicas().to_vec();
+        let replicas = self.replicas();
         for replica in &replicas {
             replica.mark_deleted();
         }
@@ -176,13 +183,8 @@ impl Topic {
             partitions: self
                 .state
                 .replicas()
-                .iter()
-                .map(|replica| {
-                    Partition {
-                        replica: Arc::clone(replica),
-                    }
-                    .describe()
-                })
+                .into_iter()
+                .map(|replica| Partition { replica }.describe())
                 .collect(),
         }
     }

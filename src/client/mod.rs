@@ -7,6 +7,7 @@ mod accumulator;
 mod consumer;
 mod partitioner;
 mod producer;
+mod router;
 
 pub use consumer::{
     ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, TopicPartition,

@@ -9,11 +9,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 
-use super::accumulator::{Accumulator, BatchResult, Drained, RecordBytes, RecordSlot};
+use super::accumulator::{Accumulator, BatchResult, Drained, ReadyBatch, RecordBytes, RecordSlot};
 use super::partitioner::{DefaultPartitioner, Partitioner};
+use super::router::{is_retriable, leadership_moved, Router};
 use crate::broker::{Broker, BrokerError};
+use crate::partition::AppendResult;
 use crate::partition::PartitionError;
 use crate::record::{record_bytes_bound, Header, BATCH_HEADER_BYTES};
+use crate::replication::{AckLevel, PendingAppend};
 
 /// When a send counts as done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -42,6 +45,9 @@ pub enum Idempotence {
 /// - `batch_size`: 16384 bytes; `linger_ms`: 0
 /// - `buffer_memory`: 32 MiB; `max_block_ms`: 60000
 /// - `partitioner`: [`DefaultPartitioner`] (murmur2 for keys, sticky for the rest)
+/// - `delivery_timeout_ms`: 120000 (how long a batch may be retried after a retriable error,
+///   such as a leader change, before its sends fail)
+/// - `retry_backoff_ms`: 100
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
     pub acks: Acks,
@@ -51,6 +57,8 @@ pub struct ProducerConfig {
     pub buffer_memory: usize,
     pub max_block_ms: u64,
     pub partitioner: Option<Arc<dyn Partitioner>>,
+    pub delivery_timeout_ms: u64,
+    pub retry_backoff_ms: u64,
 }
 
 impl Default for ProducerConfig {
@@ -63,6 +71,8 @@ impl Default for ProducerConfig {
             buffer_memory: 32 << 20,
             max_block_ms: 60_000,
             partitioner: None,
+            delivery_timeout_ms: 120_000,
+            retry_backoff_ms: 100,
         }
     }
 }
@@ -171,6 +181,10 @@ impl From<BrokerError> for ProduceError {
             BrokerError::UnknownTopic { topic } => ProduceError::UnknownTopic { topic },
             BrokerError::UnknownPartition { topic, partition } => {
                 ProduceError::UnknownPartition { topic, partition }
+            }
+            BrokerError::Partition(error)
+            | BrokerError::Replication(crate::replication::ReplicationError::Partition(error)) => {
+                ProduceError::Partition(Arc::new(error))
             }
             other => ProduceError::Broker(Arc::new(other)),
         }
@@ -466,6 +480,7 @@ impl Drop for ProducerHandle {
 /// closing) and appends each to its partition, one batch per partition at a time so order and
 /// sequence numbers hold.
 fn run_sender(shared: &Shared) {
+    let mut router = Router::new(shared.broker.clone());
     loop {
         let drained = {
             let mut accumulator = shared.accumulator.lock();
@@ -481,18 +496,27 @@ fn run_sender(shared: &Shared) {
                 }
             }
         };
+        // Append every batch first, then wait for their acknowledgements, so that partitions
+        // replicate in parallel; a batch that fails retriably is sent again on its own.
+        let deadline = Instant::now() + Duration::from_millis(shared.config.delivery_timeout_ms);
+        let sent: Vec<_> = drained
+            .into_iter()
+            .map(|ready| {
+                let attempt = append_once(shared, &mut router, &ready);
+                (ready, attempt)
+            })
+            .collect();
         let mut completed = HashMap::new();
-        for ready in drained {
-            let outcome = shared
-                .broker
-                .replica(&ready.topic, ready.partition)
-                .map_err(ProduceError::from)
-                .and_then(|replica| {
-                    replica
-                        .append_producer_batch(&ready.batch)
-                        .map_err(|error| ProduceError::Partition(Arc::new(error)))
-                });
-            ready.result.complete(outcome);
+        for (ready, attempt) in sent {
+            let outcome = match attempt.and_then(|(broker, pending)| {
+                broker
+                    .wait_append(&ready.topic, ready.partition, &pending)
+                    .map(|()| pending.result)
+            }) {
+                Ok(result) => Ok(result),
+                Err(error) => retry_until(shared, &mut router, &ready, error, deadline),
+            };
+            ready.result.complete(outcome.map_err(ProduceError::from));
             completed.insert((Arc::clone(&ready.topic), ready.partition), ready.bytes);
         }
         let mut accumulator = shared.accumulator.lock();
@@ -501,5 +525,61 @@ fn run_sender(shared: &Shared) {
         }
         drop(accumulator);
         shared.space.notify_all();
+    }
+}
+
+fn ack_level(acks: Acks) -> AckLevel {
+    match acks {
+        Acks::All => AckLevel::All,
+        Acks::None | Acks::Leader => AckLevel::Leader,
+    }
+}
+
+/// Appends `ready` on its partition's leader; returns that broker and the pending append.
+fn append_once(
+    shared: &Shared,
+    router: &mut Router,
+    ready: &ReadyBatch,
+) -> Result<(Broker, PendingAppend), BrokerError> {
+    let broker = router.leader(&ready.topic, ready.partition);
+    let appended = broker.append(
+        &ready.topic,
+        ready.partition,
+        &ready.batch,
+        ack_level(shared.config.acks),
+    );
+    if appended.as_ref().is_err_and(leadership_moved) {
+        router.invalidate(&ready.topic, ready.partition);
+    }
+    appended.map(|pending| (broker, pending))
+}
+
+/// Sends `ready` again after retriable errors until it is acknowledged, a non-retriable error
+/// comes, or `deadline` passes. An idempotent producer's retry carries the same sequence, so
+/// a leader that already has the batch answers with its original offsets.
+fn retry_until(
+    shared: &Shared,
+    router: &mut Router,
+    ready: &ReadyBatch,
+    mut error: BrokerError,
+    deadline: Instant,
+) -> Result<AppendResult, BrokerError> {
+    loop {
+        if !is_retriable(&error) || Instant::now() >= deadline {
+            return Err(error);
+        }
+        if leadership_moved(&error) {
+            router.invalidate(&ready.topic, ready.partition);
+        }
+        std::thread::sleep(Duration::from_millis(shared.config.retry_backoff_ms));
+        let attempt = append_once(shared, router, ready).and_then(|(broker, pending)| {
+            broker
+                .wait_append(&ready.topic, ready.partition, &pending)
+                .map(|()| pending.result)
+        });
+        match attempt {
+            Ok(result) => return Ok(result),
+            Err(next) => error = next,
+        }
     }
 }

@@ -101,6 +101,8 @@ pub(crate) struct FlushState {
     pub last_checkpoint_ms: i64,
     /// Set when an fsync failed: the log then refuses writes (no retry into a false success).
     pub failed: bool,
+    /// Bytes of the active segment's file known to be on disk (synced, or found at open).
+    pub durable_bytes: u64,
 }
 
 impl Log {

@@ -78,6 +78,7 @@ impl Log {
         writer.indexer = Indexer::new(self.config.index_interval_bytes, base, &segment.time_index)?;
         writer.active = files;
         writer.active_since_ms = None;
+        writer.flush.durable_bytes = 0;
         kept.push(Arc::new(segment));
         *self.segments.write() = Arc::new(kept);
         // The sealed segment was flushed: everything before the new one is on disk.
@@ -175,6 +176,7 @@ impl Log {
             .map_err(LogError::io(&active.path));
         self.fail_on_error(writer, synced)?;
         writer.flush.recovery_point = end;
+        writer.flush.durable_bytes = active.size();
         writer.flush.unflushed_messages = 0;
         writer.flush.oldest_unflushed_ms = None;
         let now_ms = self.clock.now_ms();

@@ -11,6 +11,7 @@
 
 mod checkpoint;
 mod config;
+mod crash;
 mod epoch;
 mod error;
 mod index;
@@ -25,9 +26,11 @@ mod segment;
 
 pub use checkpoint::write_atomic as write_file_atomic;
 pub use config::{FlushPolicy, LogConfig};
+pub use crash::CrashImage;
 pub use epoch::EpochEntry;
 pub use error::LogError;
 pub use lock::{DirLock, LOCK_FILE};
 pub use log::{AppendInfo, Log, LogRead, NewRecord};
 pub use name::{validate_topic_name, PartitionName, MAX_TOPIC_NAME_CHARS};
+pub(crate) use recovery::{read_offset_checkpoint, write_offset_checkpoint};
 pub use recovery::{CLEAN_SHUTDOWN_FILE, LOG_START_CHECKPOINT, RECOVERY_POINT_CHECKPOINT};

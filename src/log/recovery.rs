@@ -80,6 +80,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig, clock: Arc<dyn Clock>) -> Resu
         .sync_data()
         .map_err(LogError::io(&loaded.active.path))?;
     write_offset_checkpoint(dir, RECOVERY_POINT_CHECKPOINT, &name, log_end)?;
+    let active_durable_bytes = loaded.active.size();
     remove_if_exists(&dir.join(CLEAN_SHUTDOWN_FILE))?;
     sync_dir(dir).map_err(LogError::io(dir))?;
 
@@ -103,6 +104,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig, clock: Arc<dyn Clock>) -> Resu
             recovery_point: log_end,
             last_checkpoint_ms: clock.now_ms(),
             failed: false,
+            durable_bytes: active_durable_bytes,
         },
         scratch: Vec::new(),
     };

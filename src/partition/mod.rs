@@ -6,5 +6,5 @@ mod replica;
 mod waiters;
 
 pub use producer_state::{BatchMetadata, PRODUCER_BATCHES_KEPT};
-pub use replica::{AppendResult, PartitionError, Replica};
+pub use replica::{AppendResult, PartitionError, Replica, HIGH_WATERMARK_CHECKPOINT};
 pub use waiters::Notifier;

@@ -63,8 +63,15 @@ pub struct Replica {
     /// and the append are one step.
     producers: Mutex<ProducerStates>,
     waiters: Waiters,
+    /// Woken by every append (leaders waiting to serve a follower's fetch), where `waiters` is
+    /// woken only when the high watermark moves.
+    append_waiters: Waiters,
     deleted: AtomicBool,
+    crashed: AtomicBool,
 }
+
+/// The file holding a replica's last checkpointed high watermark (Kafka's name).
+pub const HIGH_WATERMARK_CHECKPOINT: &str = "replication-offset-checkpoint";
 
 impl Replica {
     /// Opens the replica's log in `dir` (named `<topic>-<partition>`) and restores producer state
@@ -93,7 +100,9 @@ impl Replica {
             leader_epoch: AtomicI32::new(leader_epoch),
             producers: Mutex::new(producers),
             waiters: Waiters::default(),
+            append_waiters: Waiters::default(),
             deleted: AtomicBool::new(false),
+            crashed: AtomicBool::new(false),
         })
     }
 
@@ -117,15 +126,30 @@ impl Replica {
         self.leader_epoch.load(Ordering::Acquire)
     }
 
-    /// Appends a batch from a producer: checks an idempotent producer's sequence (answering a
-    /// retry with the original offsets), stamps LogAppendTime when the topic uses it, and moves
-    /// the high watermark to the new log end.
+    /// Appends a batch from a producer as the only replica: [`Replica::append_as_leader`] at
+    /// the replica's leader epoch, then the high watermark moves to the new log end.
     ///
     /// # Errors
-    /// `Deleted`, `OutOfOrderSequence`, `ProducerFenced`, and the log's errors.
+    /// As [`Replica::append_as_leader`].
     pub fn append_producer_batch(
         &self,
         batch: &RecordBatch,
+    ) -> Result<AppendResult, PartitionError> {
+        let appended = self.append_as_leader(batch, self.leader_epoch())?;
+        self.advance_high_watermark(appended.last_offset + 1);
+        Ok(appended)
+    }
+
+    /// Appends a batch from a producer, stamped with `leader_epoch`: checks an idempotent
+    /// producer's sequence (answering a retry with the original offsets) and stamps
+    /// LogAppendTime when the topic uses it. The high watermark is the caller's to move.
+    ///
+    /// # Errors
+    /// `Deleted`, `OutOfOrderSequence`, `ProducerFenced`, and the log's errors.
+    pub fn append_as_leader(
+        &self,
+        batch: &RecordBatch,
+        leader_epoch: i32,
     ) -> Result<AppendResult, PartitionError> {
         self.check_live()?;
         let header = *batch.header();
@@ -145,16 +169,15 @@ impl Replica {
                 Err(error) => return Err(sequence_error(header.producer_id, error)),
             }
         }
-        let epoch = self.leader_epoch();
         let (appended, log_append_time) = match self.timestamp_type {
-            TimestampType::CreateTime => (self.log.append_batch(batch, epoch)?, None),
+            TimestampType::CreateTime => (self.log.append_batch(batch, leader_epoch)?, None),
             TimestampType::LogAppendTime => {
                 let now_ms = self.clock.now_ms();
                 let mut bytes = batch.as_bytes().to_vec();
                 stamp_log_append_time(&mut bytes, now_ms);
                 let stamped =
                     RecordBatch::from_bytes(Bytes::from(bytes)).map_err(LogError::from)?;
-                (self.log.append_batch(&stamped, epoch)?, Some(now_ms))
+                (self.log.append_batch(&stamped, leader_epoch)?, Some(now_ms))
             }
         };
         // Remember the max timestamp as appended (the broker's stamp on a LogAppendTime topic),
@@ -165,13 +188,101 @@ impl Replica {
         };
         producers.record(&appended_header, appended.base_offset, appended.last_offset);
         drop(producers);
-        self.advance_high_watermark(appended.last_offset + 1);
+        self.append_waiters.notify_all();
         Ok(AppendResult {
             base_offset: appended.base_offset,
             last_offset: appended.last_offset,
             log_append_time,
             duplicate: false,
         })
+    }
+
+    /// Appends a batch copied from the leader (a follower's path): offsets, epoch and
+    /// timestamps as the leader wrote them; idempotent producer state follows, so that this
+    /// replica deduplicates retries if it becomes leader.
+    ///
+    /// # Errors
+    /// `Deleted`; `NonMonotonicOffset` and the log's other errors.
+    pub fn append_from_leader(&self, batch: &RecordBatch) -> Result<(), PartitionError> {
+        self.check_live()?;
+        let header = *batch.header();
+        let mut producers = self.producers.lock();
+        self.log.append_replicated(batch)?;
+        if header.has_producer_id() {
+            producers.record(
+                &header,
+                header.base_offset as u64,
+                header.last_offset() as u64,
+            );
+        }
+        drop(producers);
+        self.append_waiters.notify_all();
+        Ok(())
+    }
+
+    /// Sets the leader epoch this replica appends with (when it becomes leader or follows a
+    /// new one).
+    pub fn set_leader_epoch(&self, epoch: i32) {
+        self.leader_epoch.store(epoch, Ordering::Release);
+    }
+
+    /// Lowers the high watermark to at most `offset` (at startup, from the checkpoint, before
+    /// replication has said what is committed).
+    pub fn restrict_high_watermark(&self, offset: u64) {
+        self.high_watermark.fetch_min(offset, Ordering::AcqRel);
+    }
+
+    /// Writes the high watermark to the replica's `replication-offset-checkpoint` (Kafka keeps
+    /// one such file per data directory; here each partition directory holds its own entry).
+    ///
+    /// # Errors
+    /// `Io` writing the file.
+    pub fn checkpoint_high_watermark(&self) -> Result<(), PartitionError> {
+        let name = crate::log::PartitionName {
+            topic: self.topic.to_string(),
+            partition: self.partition,
+        };
+        crate::log::write_offset_checkpoint(
+            self.log.dir(),
+            HIGH_WATERMARK_CHECKPOINT,
+            &name,
+            self.high_watermark(),
+        )?;
+        Ok(())
+    }
+
+    /// The high watermark last checkpointed, if any.
+    ///
+    /// # Errors
+    /// `Corrupt` for a malformed file; `Io`.
+    pub fn checkpointed_high_watermark(&self) -> Result<Option<u64>, PartitionError> {
+        let name = crate::log::PartitionName {
+            topic: self.topic.to_string(),
+            partition: self.partition,
+        };
+        Ok(crate::log::read_offset_checkpoint(
+            self.log.dir(),
+            HIGH_WATERMARK_CHECKPOINT,
+            &name,
+        )?)
+    }
+
+    /// Stops the replica as a crash would (see [`Log::simulate_crash`]): nothing more is
+    /// written, not even the producer-state snapshot of a clean close.
+    #[doc(hidden)]
+    pub fn simulate_crash(&self) -> crate::log::CrashImage {
+        self.crashed.store(true, Ordering::Release);
+        self.waiters.notify_all();
+        self.append_waiters.notify_all();
+        self.log.simulate_crash()
+    }
+
+    pub fn register_append_waiter(&self, notifier: &Arc<Notifier>) {
+        self.append_waiters.register(notifier);
+    }
+
+    pub fn unregister_append_waiter(&self, notifier: &Arc<Notifier>) {
+        self.append_waiters.unregister(notifier);
     }
 
     /// Removes everything from the batch holding `offset` on (replication's truncation), with
@@ -183,7 +294,14 @@ impl Replica {
         self.check_live()?;
         let mut producers = self.producers.lock();
         let end = self.log.truncate_to(offset)?;
-        producers.truncate_from(end);
+        // Dropping the truncated batches can empty a producer's window of recent batches while
+        // older ones of it remain, and a retry of those would then pass as new: replay the
+        // headers instead (truncation is rare; the replay reads headers only).
+        *producers = replay_producer_states(
+            &self.log,
+            ProducerStates::default(),
+            self.log.log_start_offset(),
+        )?;
         self.high_watermark.fetch_min(end, Ordering::AcqRel);
         Ok(end)
     }
@@ -220,6 +338,18 @@ impl Replica {
         self.waiters.unregister(notifier);
     }
 
+    /// Closes the log cleanly now (flush, clean-shutdown marker) and writes the producer-state
+    /// snapshot; later appends fail with `Closed`.
+    pub(crate) fn close(&self) {
+        if self.is_deleted() || self.crashed.load(Ordering::Acquire) {
+            return;
+        }
+        let snapshot = self.producers.lock().encode(self.log.log_end_offset());
+        let _ = crate::log::write_file_atomic(&self.log.dir().join(SNAPSHOT_FILE), &snapshot);
+        let _ = self.log.close_inner();
+        self.crashed.store(true, Ordering::Release);
+    }
+
     /// Marks the replica deleted: later calls fail with `Deleted`, waiters wake, the log closes.
     pub(crate) fn mark_deleted(&self) {
         self.deleted.store(true, Ordering::Release);
@@ -244,7 +374,7 @@ impl Replica {
 
 impl Drop for Replica {
     fn drop(&mut self) {
-        if self.is_deleted() {
+        if self.is_deleted() || self.crashed.load(Ordering::Acquire) {
             return;
         }
         // Best effort: without a snapshot the next open rebuilds producer state from the log.
@@ -278,12 +408,22 @@ fn restore_producer_states(log: &Log) -> Result<ProducerStates, PartitionError> 
     let snapshot = ProducerStates::load_snapshot(log.dir());
     let _ = std::fs::remove_file(&snapshot_path);
     let log_end = log.log_end_offset();
-    let (mut states, mut from) = match snapshot {
+    let (states, from) = match snapshot {
         Some((states, covered)) if covered <= log_end && covered >= log.log_start_offset() => {
             (states, covered)
         }
         _ => (ProducerStates::default(), log.log_start_offset()),
     };
+    replay_producer_states(log, states, from)
+}
+
+/// Records the producer batches of `log` from `from` to its end into `states`.
+fn replay_producer_states(
+    log: &Log,
+    mut states: ProducerStates,
+    mut from: u64,
+) -> Result<ProducerStates, PartitionError> {
+    let log_end = log.log_end_offset();
     while from < log_end {
         let read = log.read(from, 8 << 20)?;
         let mut advanced = false;

@@ -1,0 +1,71 @@
+//! Where a client sends a partition's requests: the partition's leader, found through the
+//! broker the client was made with, remembered until the leader says it no longer leads.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::broker::{Broker, BrokerError};
+use crate::replication::ReplicationError;
+
+/// A client's view of partition leaders.
+#[derive(Debug)]
+pub(crate) struct Router {
+    bootstrap: Broker,
+    leaders: HashMap<(Arc<str>, u32), Broker>,
+}
+
+impl Router {
+    pub(crate) fn new(bootstrap: Broker) -> Router {
+        Router {
+            bootstrap,
+            leaders: HashMap::new(),
+        }
+    }
+
+    /// The broker to send `topic`-`partition`'s requests to: the cached leader, else the one
+    /// the coordinator names (if it is open in this process), else the bootstrap broker
+    /// (which answers with an error saying who leads).
+    pub(crate) fn leader(&mut self, topic: &Arc<str>, partition: u32) -> Broker {
+        let key = (Arc::clone(topic), partition);
+        if let Some(broker) = self.leaders.get(&key) {
+            return broker.clone();
+        }
+        let broker = self
+            .bootstrap
+            .leader_of(topic, partition)
+            .and_then(|id| self.bootstrap.peer(id))
+            .unwrap_or_else(|| self.bootstrap.clone());
+        self.leaders.insert(key, broker.clone());
+        broker
+    }
+
+    /// Forgets the leader of `topic`-`partition` (after it said it no longer leads).
+    pub(crate) fn invalidate(&mut self, topic: &Arc<str>, partition: u32) {
+        self.leaders.remove(&(Arc::clone(topic), partition));
+    }
+}
+
+/// Whether a client should find the leader again and retry after `error`.
+pub(crate) fn is_retriable(error: &BrokerError) -> bool {
+    match error {
+        BrokerError::Replication(error) => error.is_retriable(),
+        BrokerError::UnknownPartition { .. } => true,
+        BrokerError::Partition(crate::partition::PartitionError::Log(
+            crate::log::LogError::Closed,
+        )) => true,
+        _ => false,
+    }
+}
+
+/// Whether `error` says the partition's leadership moved (so the cached leader is stale).
+pub(crate) fn leadership_moved(error: &BrokerError) -> bool {
+    matches!(
+        error,
+        BrokerError::Replication(
+            ReplicationError::NotLeader { .. } | ReplicationError::Offline { .. }
+        ) | BrokerError::UnknownPartition { .. }
+            | BrokerError::Partition(crate::partition::PartitionError::Log(
+                crate::log::LogError::Closed
+            ))
+    )
+}
