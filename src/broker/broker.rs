@@ -203,6 +203,7 @@ impl Broker {
                 restore_topic_entries(
                     session.as_ref(),
                     config.broker_id,
+                    replication.broker_epoch(),
                     name,
                     &topic_config,
                     &epochs,

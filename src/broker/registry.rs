@@ -89,6 +89,7 @@ pub(crate) fn create_topic_entries(
 pub(crate) fn restore_topic_entries(
     session: &dyn Session,
     broker_id: i32,
+    broker_epoch: i64,
     topic: &str,
     config: &TopicConfig,
     leader_epochs: &[i32],
@@ -112,6 +113,7 @@ pub(crate) fn restore_topic_entries(
             leader: broker_id,
             leader_epoch,
             isr: vec![broker_id],
+            isr_broker_epochs: vec![broker_epoch],
             controller_epoch: 0,
             zk_version: 0,
         };

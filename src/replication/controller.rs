@@ -8,7 +8,7 @@
 //! Events (watches, notices) only decide when a pass runs, so a lost event delays a decision
 //! but never loses one, and a new controller needs no history to take over.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use crate::coordinator::{CoordError, CreateMode, Session, Stat, Version, Watch};
 
@@ -16,6 +16,7 @@ use super::error::ReplicationError;
 use super::state::{
     controller_data, decode_controller, state_path, topic_path, Assignment, PartitionState,
     BROKER_IDS_PATH, CONTROLLER_EPOCH_PATH, CONTROLLER_PATH, NO_LEADER, TOPICS_PATH,
+    UNKNOWN_BROKER_EPOCH,
 };
 
 /// Most partitions a topic assignment may list (as the broker's `MAX_PARTITIONS`).
@@ -257,10 +258,9 @@ pub fn reconcile(
     state
         .shutting_down
         .retain(|id, czxid| registered.get(id) == Some(czxid));
-    let live: BTreeSet<i32> = registered
-        .keys()
-        .copied()
-        .filter(|id| !state.shutting_down.contains_key(id))
+    let live: BTreeMap<i32, i64> = registered
+        .into_iter()
+        .filter(|(id, _)| !state.shutting_down.contains_key(id))
         .collect();
     let topics = match session.get_children(TOPICS_PATH, Watch::None) {
         Ok((topics, _)) => topics,
@@ -329,46 +329,53 @@ fn create_state(
     }
 }
 
+/// Whether ISR member `id`, in sync under registration `recorded`, is that same registration
+/// and still live.
+fn member_live(live: &BTreeMap<i32, i64>, id: i32, recorded: i64) -> bool {
+    live.get(&id)
+        .is_some_and(|&current| recorded == UNKNOWN_BROKER_EPOCH || recorded == current)
+}
+
 /// What the state of one partition should become, if anything changes, and whether that is
-/// an election. Pure, so the rules can be tested on their own:
+/// an election. `live` maps each live broker to its registration epoch. Pure, so the rules
+/// can be tested on their own:
 /// - a new partition: the first live assigned replica leads, the live replicas are the ISR;
-/// - dead or shutting-down brokers leave the ISR (the leader stays if it is live);
-/// - a dead leader is replaced by the first live ISR member in assignment order, with a new
-///   epoch; with none, by the first live replica if unclean election is allowed, otherwise the
-///   partition goes offline (no leader, the ISR kept so that its last member can return);
+/// - dead, restarted (a new registration: it may have lost unflushed records) or
+///   shutting-down brokers leave the ISR (the leader stays if it is the same live one);
+/// - a dead or restarted leader is replaced by the first remaining ISR member in assignment
+///   order, with a new epoch; with none, by the first live replica if unclean election is
+///   allowed, otherwise the partition goes offline (no leader, the ISR kept so that its last
+///   member can return);
 /// - an offline partition whose ISR has a live member again gets it as leader;
 /// - with `auto_leader_rebalance`, a live in-sync preferred replica takes leadership back.
 pub fn decide(
     current: Option<&PartitionState>,
     replicas: &[i32],
-    live: &BTreeSet<i32>,
+    live: &BTreeMap<i32, i64>,
     unclean: bool,
     config: ControllerConfig,
 ) -> Option<(PartitionState, Option<ElectionKind>)> {
     let live_replicas: Vec<i32> = replicas
         .iter()
         .copied()
-        .filter(|id| live.contains(id))
+        .filter(|id| live.contains_key(id))
         .collect();
     let Some(current) = current else {
         let leader = live_replicas.first().copied().unwrap_or(NO_LEADER);
-        return Some((
-            PartitionState {
-                leader,
-                leader_epoch: 0,
-                isr: live_replicas,
-                controller_epoch: 0,
-                zk_version: -1,
-            },
-            None,
-        ));
+        return Some((with_isr(None, leader, 0, &live_replicas, live), None));
     };
+    // The ISR members that are still the registration they were in sync under, in
+    // assignment order.
     let live_isr: Vec<i32> = replicas
         .iter()
         .copied()
-        .filter(|id| current.isr.contains(id) && live.contains(id))
+        .filter(|&id| {
+            current
+                .member_epoch(id)
+                .is_some_and(|recorded| member_live(live, id, recorded))
+        })
         .collect();
-    let leader_live = current.leader != NO_LEADER && live.contains(&current.leader);
+    let leader_live = current.leader != NO_LEADER && live_isr.contains(&current.leader);
     if leader_live {
         let preferred = replicas.first().copied();
         if config.auto_leader_rebalance
@@ -376,48 +383,44 @@ pub fn decide(
             && preferred.is_some_and(|id| live_isr.contains(&id))
         {
             let leader = preferred.unwrap_or(current.leader);
-            return Some((
-                elected(current, leader, live_isr),
-                Some(ElectionKind::Preferred),
-            ));
+            let next = with_isr(Some(current), leader, current.leader_epoch + 1, &live_isr, live);
+            return Some((next, Some(ElectionKind::Preferred)));
         }
-        let isr: Vec<i32> = current
-            .isr
-            .iter()
-            .copied()
-            .filter(|id| live.contains(id))
-            .collect();
-        if isr.len() == current.isr.len() {
+        if live_isr.len() == current.isr.len() {
             return None;
         }
-        return Some((
-            PartitionState {
-                isr,
-                ..current.clone()
-            },
-            None,
-        ));
+        let next = with_isr(Some(current), current.leader, current.leader_epoch, &live_isr, live);
+        return Some((next, None));
     }
     if let Some(&leader) = live_isr.first() {
-        return Some((
-            elected(current, leader, live_isr),
-            Some(ElectionKind::Clean),
-        ));
+        let next = with_isr(Some(current), leader, current.leader_epoch + 1, &live_isr, live);
+        return Some((next, Some(ElectionKind::Clean)));
+    }
+    if current.leader == NO_LEADER {
+        // Offline: the last ISR members all went. The first of them to come back leads (under
+        // its new registration), as in Kafka: what it had is all anyone has.
+        let returned = replicas
+            .iter()
+            .copied()
+            .find(|id| current.isr.contains(id) && live.contains_key(id));
+        if let Some(leader) = returned {
+            let next = PartitionState {
+                isr_broker_epochs: vec![live[&leader]],
+                ..with_isr(Some(current), leader, current.leader_epoch + 1, &[leader], live)
+            };
+            return Some((next, Some(ElectionKind::Clean)));
+        }
     }
     if current.isr.is_empty() && current.leader_epoch == 0 && current.leader == NO_LEADER {
         // Created while no replica was live: nothing was ever written, any replica is clean.
         let leader = *live_replicas.first()?;
-        return Some((
-            elected(current, leader, live_replicas),
-            Some(ElectionKind::Clean),
-        ));
+        let next = with_isr(Some(current), leader, 1, &live_replicas, live);
+        return Some((next, Some(ElectionKind::Clean)));
     }
     if unclean {
         if let Some(&leader) = live_replicas.first() {
-            return Some((
-                elected(current, leader, vec![leader]),
-                Some(ElectionKind::Unclean),
-            ));
+            let next = with_isr(Some(current), leader, current.leader_epoch + 1, &[leader], live);
+            return Some((next, Some(ElectionKind::Unclean)));
         }
     }
     if current.leader == NO_LEADER {
@@ -433,13 +436,32 @@ pub fn decide(
     ))
 }
 
-fn elected(current: &PartitionState, leader: i32, isr: Vec<i32>) -> PartitionState {
+/// A state led by `leader` at `leader_epoch` with `isr`: members already in sync keep the
+/// registration epoch they were in sync under, new ones get their current one.
+fn with_isr(
+    current: Option<&PartitionState>,
+    leader: i32,
+    leader_epoch: i32,
+    isr: &[i32],
+    live: &BTreeMap<i32, i64>,
+) -> PartitionState {
+    let isr_broker_epochs = isr
+        .iter()
+        .map(|&id| {
+            current
+                .and_then(|state| state.member_epoch(id))
+                .filter(|&recorded| recorded != UNKNOWN_BROKER_EPOCH)
+                .or_else(|| live.get(&id).copied())
+                .unwrap_or(UNKNOWN_BROKER_EPOCH)
+        })
+        .collect();
     PartitionState {
         leader,
-        leader_epoch: current.leader_epoch + 1,
-        isr,
-        controller_epoch: current.controller_epoch,
-        zk_version: current.zk_version,
+        leader_epoch,
+        isr: isr.to_vec(),
+        isr_broker_epochs,
+        controller_epoch: current.map_or(0, |state| state.controller_epoch),
+        zk_version: current.map_or(-1, |state| state.zk_version),
     }
 }
 
@@ -456,13 +478,30 @@ mod tests {
             leader,
             leader_epoch: epoch,
             isr: isr.to_vec(),
+            isr_broker_epochs: isr.iter().map(|&id| 100 + i64::from(id)).collect(),
             controller_epoch: 1,
             zk_version: 4,
         }
     }
 
-    fn live(ids: &[i32]) -> BTreeSet<i32> {
-        ids.iter().copied().collect()
+    /// Live brokers, each under registration epoch 100 + id.
+    fn live(ids: &[i32]) -> BTreeMap<i32, i64> {
+        ids.iter().map(|&id| (id, 100 + i64::from(id))).collect()
+    }
+
+    #[test]
+    fn a_restarted_member_leaves_the_isr_and_a_restarted_leader_is_replaced() {
+        let current = state(0, 3, &[0, 1, 2]);
+        let mut restarted = live(&[0, 1, 2]);
+        restarted.insert(1, 999);
+        let (next, kind) = decide(Some(&current), &[0, 1, 2], &restarted, false, CONFIG).unwrap();
+        assert_eq!((next.leader, next.leader_epoch, next.isr.clone()), (0, 3, vec![0, 2]));
+        assert_eq!(next.isr_broker_epochs, vec![100, 102]);
+        assert_eq!(kind, None);
+        restarted.insert(0, 998);
+        let (next, kind) = decide(Some(&current), &[0, 1, 2], &restarted, false, CONFIG).unwrap();
+        assert_eq!((next.leader, next.leader_epoch, next.isr.clone()), (2, 4, vec![2]));
+        assert_eq!(kind, Some(ElectionKind::Clean));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! with a manual clock, so a seed replays the same run.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -126,6 +126,8 @@ pub struct ReplicaManager {
     /// The session expired or closed: the next control step opens a new one.
     session_ended: AtomicBool,
     step_lock: Mutex<()>,
+    /// This broker's registration epoch: the creation zxid of its `/brokers/ids/<id>`.
+    broker_epoch: AtomicI64,
 }
 
 impl std::fmt::Debug for ReplicaManager {
@@ -152,8 +154,10 @@ impl ReplicaManager {
         clock: Arc<dyn Clock>,
         host: Arc<dyn ReplicaHost>,
     ) -> Result<ReplicaManager, ReplicationError> {
-        let session = open_registered_session(coordinator.as_ref(), broker_id, &config)?;
+        let (session, broker_epoch) =
+            open_registered_session(coordinator.as_ref(), broker_id, &config)?;
         Ok(ReplicaManager {
+            broker_epoch: AtomicI64::new(broker_epoch),
             broker_id,
             config,
             coordinator,
@@ -179,6 +183,12 @@ impl ReplicaManager {
 
     pub fn broker_id(&self) -> i32 {
         self.broker_id
+    }
+
+    /// This broker's registration epoch (the creation zxid of its `/brokers/ids/<id>`); it
+    /// changes whenever the broker registers again (a restart, an expired session).
+    pub fn broker_epoch(&self) -> i64 {
+        self.broker_epoch.load(Ordering::Acquire)
     }
 
     pub fn config(&self) -> &ReplicationConfig {
@@ -295,7 +305,7 @@ impl ReplicaManager {
         if self.session_ended.swap(false, Ordering::AcqRel) && !self.is_stopped() {
             let renewed =
                 open_registered_session(self.coordinator.as_ref(), self.broker_id, &self.config);
-            let renewed = match renewed {
+            let (renewed, broker_epoch) = match renewed {
                 Ok(renewed) => renewed,
                 Err(error) => {
                     self.session_ended.store(true, Ordering::Release);
@@ -303,6 +313,7 @@ impl ReplicaManager {
                 }
             };
             *self.session.write() = renewed;
+            self.broker_epoch.store(broker_epoch, Ordering::Release);
             self.controller.lock().epoch = None;
             let mut work = self.work.lock();
             work.everything = true;
@@ -408,7 +419,7 @@ impl ReplicaManager {
             return Ok(());
         };
         let local = self.open_partition(topic, partition, &replicas)?;
-        if local.apply_state(&state, &replicas, self.clock.now_ms()) {
+        if local.apply_state(&state, &replicas, self.broker_epoch(), self.clock.now_ms()) {
             self.wakeup.notify();
         }
         Ok(())
@@ -692,6 +703,7 @@ impl ReplicaManager {
     ) -> Result<(), ReplicationError> {
         let request = FetchRequest {
             replica_id: self.broker_id,
+            replica_broker_epoch: self.broker_epoch(),
             max_wait_ms,
             max_partition_bytes: self.config.replica_fetch_max_bytes,
             partitions: fetching
@@ -765,6 +777,7 @@ impl ReplicaManager {
                     None => Err(ReplicaError::UnknownTopicOrPartition),
                     Some(local) => local.serve_fetch(
                         request.replica_id,
+                        request.replica_broker_epoch,
                         wanted.fetch_offset,
                         wanted.current_leader_epoch,
                         request.max_partition_bytes,
@@ -907,11 +920,12 @@ impl TopicPolicy for HostPolicy {
 }
 
 /// Opens a session, registers the broker in it and sets the watches replication relies on.
+/// Returns the session and the registration's epoch.
 fn open_registered_session(
     coordinator: &dyn Coordinator,
     broker_id: i32,
     config: &ReplicationConfig,
-) -> Result<Arc<dyn Session>, ReplicationError> {
+) -> Result<(Arc<dyn Session>, i64), ReplicationError> {
     let session =
         coordinator.session(SessionConfig::default().with_timeout_ms(config.session_timeout_ms))?;
     for path in ["/brokers", BROKER_IDS_PATH, TOPICS_PATH] {
@@ -926,7 +940,10 @@ fn open_registered_session(
         data.as_bytes(),
         CreateMode::Ephemeral,
     )?;
+    let registration = session
+        .exists(&format!("{BROKER_IDS_PATH}/{broker_id}"), crate::coordinator::Watch::None)?
+        .map_or(super::state::UNKNOWN_BROKER_EPOCH, |stat| stat.czxid.0);
     session.add_watch("/brokers", AddWatchMode::PersistentRecursive)?;
     session.add_watch(CONTROLLER_PATH, AddWatchMode::Persistent)?;
-    Ok(session)
+    Ok((session, registration))
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::error::ReplicationError;
-use super::state::PartitionState;
+use super::state::{PartitionState, UNKNOWN_BROKER_EPOCH};
 use super::transport::{FetchedData, ReplicaError};
 use crate::log::LogError;
 use crate::partition::{AppendResult, PartitionError, Replica};
@@ -53,22 +53,25 @@ struct Progress {
     /// The leader's log end and the time at the follower's previous fetch.
     last_fetch_leader_end: u64,
     last_fetch_ms: i64,
+    /// The registration epoch the follower fetched under (recorded when it joins the ISR).
+    broker_epoch: i64,
 }
 
 #[derive(Debug, Clone)]
 struct Leading {
     epoch: i32,
-    /// The ISR as last written to the coordinator, and that node's version.
+    /// The ISR as last written to the coordinator (with each member's registration epoch),
+    /// and that node's version.
     isr: Vec<i32>,
+    isr_broker_epochs: Vec<i64>,
     zk_version: i32,
     controller_epoch: i32,
-    replicas: Vec<i32>,
     followers: BTreeMap<i32, Progress>,
     /// The log end when this epoch began: a follower below it has not caught up with the
     /// epoch and may not join the ISR.
     epoch_start_offset: u64,
-    /// An ISR change proposed and not yet written.
-    proposed_isr: Option<Vec<i32>>,
+    /// An ISR change proposed and not yet written, with the members' registration epochs.
+    proposed_isr: Option<(Vec<i32>, Vec<i64>)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,8 +196,34 @@ impl ReplicatedPartition {
 
     /// Applies a partition state read from (or written to) the coordinator. Returns whether
     /// the role changed.
-    pub fn apply_state(&self, state: &PartitionState, replicas: &[i32], now_ms: i64) -> bool {
+    ///
+    /// A state naming this broker leader under an older registration (`broker_epoch` is the
+    /// current one) is not taken: this process did not lead that epoch, and its log may lack
+    /// what that leader acknowledged. It waits for the controller to elect again.
+    pub fn apply_state(
+        &self,
+        state: &PartitionState,
+        replicas: &[i32],
+        broker_epoch: i64,
+        now_ms: i64,
+    ) -> bool {
+        let stale_self = state.leader == self.broker_id
+            && state
+                .member_epoch(self.broker_id)
+                .is_some_and(|recorded| recorded != UNKNOWN_BROKER_EPOCH && recorded != broker_epoch);
         let mut guard = self.state.lock();
+        if stale_self {
+            let epoch = match &guard.role {
+                Role::Leader(leading) => leading.epoch,
+                _ => state.leader_epoch,
+            };
+            let changed = !matches!(guard.role, Role::Idle { .. });
+            guard.role = Role::Idle {
+                leader: super::state::NO_LEADER,
+                epoch: epoch.max(state.leader_epoch),
+            };
+            return changed;
+        }
         let current_epoch = match &guard.role {
             Role::Idle { epoch, .. } => *epoch,
             Role::Leader(leading) => leading.epoch,
@@ -208,6 +237,7 @@ impl ReplicatedPartition {
             if let Role::Leader(leading) = &mut guard.role {
                 if state.leader == self.broker_id && state.zk_version > leading.zk_version {
                     leading.isr.clone_from(&state.isr);
+                    leading.isr_broker_epochs = member_epochs(state);
                     leading.zk_version = state.zk_version;
                     leading.controller_epoch = state.controller_epoch;
                     leading.proposed_isr = None;
@@ -255,6 +285,7 @@ impl ReplicatedPartition {
                         last_caught_up_ms: now_ms,
                         last_fetch_leader_end: log_end,
                         last_fetch_ms: now_ms,
+                        broker_epoch: UNKNOWN_BROKER_EPOCH,
                     },
                 )
             })
@@ -262,9 +293,9 @@ impl ReplicatedPartition {
         Leading {
             epoch: state.leader_epoch,
             isr: state.isr.clone(),
+            isr_broker_epochs: member_epochs(state),
             zk_version: state.zk_version,
             controller_epoch: state.controller_epoch,
-            replicas: replicas.to_vec(),
             followers,
             epoch_start_offset: log_end,
             proposed_isr: None,
@@ -370,6 +401,7 @@ impl ReplicatedPartition {
     pub fn serve_fetch(
         &self,
         replica_id: i32,
+        replica_broker_epoch: i64,
         fetch_offset: u64,
         current_leader_epoch: i32,
         max_bytes: usize,
@@ -397,6 +429,7 @@ impl ReplicatedPartition {
         progress.last_fetch_leader_end = log_end;
         progress.last_fetch_ms = now_ms;
         progress.log_end = Some(fetch_offset);
+        progress.broker_epoch = replica_broker_epoch;
         let high_watermark = self.replica.high_watermark();
         if !leading.isr.contains(&replica_id)
             && leading.proposed_isr.is_none()
@@ -404,8 +437,10 @@ impl ReplicatedPartition {
             && fetch_offset >= leading.epoch_start_offset
         {
             let mut isr = leading.isr.clone();
+            let mut epochs = leading.isr_broker_epochs.clone();
             isr.push(replica_id);
-            leading.proposed_isr = Some(isr);
+            epochs.push(replica_broker_epoch);
+            leading.proposed_isr = Some((isr, epochs));
         }
         let leading = (**leading).clone();
         drop(guard);
@@ -452,7 +487,7 @@ impl ReplicatedPartition {
         let members = leading
             .isr
             .iter()
-            .chain(leading.proposed_isr.iter().flatten());
+            .chain(leading.proposed_isr.iter().flat_map(|(isr, _)| isr));
         for id in members.filter(|&&id| id != self.broker_id) {
             match leading
                 .followers
@@ -476,8 +511,8 @@ impl ReplicatedPartition {
         let Role::Leader(leading) = &mut guard.role else {
             return None;
         };
-        let isr = match leading.proposed_isr.clone() {
-            Some(isr) => isr,
+        let (isr, isr_broker_epochs) = match leading.proposed_isr.clone() {
+            Some(proposal) => proposal,
             None => {
                 let lagging = |id: &i32| {
                     *id != self.broker_id
@@ -488,20 +523,22 @@ impl ReplicatedPartition {
                 if !leading.isr.iter().any(lagging) {
                     return None;
                 }
-                let isr: Vec<i32> = leading
+                let kept: (Vec<i32>, Vec<i64>) = leading
                     .isr
                     .iter()
-                    .copied()
-                    .filter(|id| !lagging(id))
-                    .collect();
-                leading.proposed_isr = Some(isr.clone());
-                isr
+                    .zip(&leading.isr_broker_epochs)
+                    .filter(|(id, _)| !lagging(id))
+                    .map(|(id, epoch)| (*id, *epoch))
+                    .unzip();
+                leading.proposed_isr = Some(kept.clone());
+                kept
             }
         };
         Some(PartitionState {
             leader: self.broker_id,
             leader_epoch: leading.epoch,
             isr,
+            isr_broker_epochs,
             controller_epoch: leading.controller_epoch,
             zk_version: leading.zk_version,
         })
@@ -518,6 +555,7 @@ impl ReplicatedPartition {
         if let Some(state) = written {
             if state.leader_epoch == leading.epoch {
                 leading.isr.clone_from(&state.isr);
+                leading.isr_broker_epochs = member_epochs(state);
                 leading.zk_version = state.zk_version;
             }
         }
@@ -615,6 +653,15 @@ impl ReplicatedPartition {
         self.replica.advance_high_watermark(high_watermark);
         Ok(())
     }
+}
+
+/// The ISR members' registration epochs, one per member (unknown where the state has none).
+fn member_epochs(state: &PartitionState) -> Vec<i64> {
+    state
+        .isr
+        .iter()
+        .map(|&id| state.member_epoch(id).unwrap_or(UNKNOWN_BROKER_EPOCH))
+        .collect()
 }
 
 fn check_epoch(requested: i32, current: i32) -> Result<(), ReplicaError> {

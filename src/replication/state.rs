@@ -5,6 +5,13 @@
 //! - `/brokers/topics/<topic>/partitions/<p>/state`:
 //!   `{"controller_epoch":<c>,"leader":<id>,"version":1,"leader_epoch":<e>,"isr":[...]}`
 //!
+//! The partition state also carries `isr_broker_epochs`, an addition to Kafka's JSON (tools that
+//! do not know it ignore it): for each ISR member, the creation zxid of the registration
+//! (`/brokers/ids/<id>`) it was in sync under, -1 when unknown. A broker that restarts gets a
+//! new registration, so a member that crashed (and may have lost unflushed records) is no
+//! longer taken for the member that was in sync, even by a controller that never saw it go
+//! (Kafka's KIP-903 guards its ISR with broker epochs the same way).
+//!
 //! The partition state is the one piece two writers touch (the controller on leader changes, the
 //! leader on ISR changes), so it is only ever written with the version it was read at.
 
@@ -50,21 +57,41 @@ pub struct PartitionState {
     pub leader: i32,
     pub leader_epoch: i32,
     pub isr: Vec<i32>,
+    /// Each ISR member's registration epoch (parallel to `isr`; -1 when unknown).
+    pub isr_broker_epochs: Vec<i64>,
     pub controller_epoch: i32,
     pub zk_version: i32,
 }
 
+/// A broker registration epoch that matches any (written by tools that do not record them).
+pub const UNKNOWN_BROKER_EPOCH: i64 = -1;
+
 impl PartitionState {
     pub fn encode(&self) -> Vec<u8> {
         let isr: Vec<String> = self.isr.iter().map(i32::to_string).collect();
+        let epochs: Vec<String> = (0..self.isr.len())
+            .map(|i| self.isr_broker_epochs.get(i).copied().unwrap_or(UNKNOWN_BROKER_EPOCH).to_string())
+            .collect();
         format!(
-            "{{\"controller_epoch\":{},\"leader\":{},\"version\":1,\"leader_epoch\":{},\"isr\":[{}]}}",
+            "{{\"controller_epoch\":{},\"leader\":{},\"version\":1,\"leader_epoch\":{},\"isr\":[{}],\"isr_broker_epochs\":[{}]}}",
             self.controller_epoch,
             self.leader,
             self.leader_epoch,
-            isr.join(",")
+            isr.join(","),
+            epochs.join(",")
         )
         .into_bytes()
+    }
+
+    /// The registration epoch `broker` was in sync under, if it is in the ISR.
+    pub fn member_epoch(&self, broker: i32) -> Option<i64> {
+        let at = self.isr.iter().position(|&id| id == broker)?;
+        Some(
+            self.isr_broker_epochs
+                .get(at)
+                .copied()
+                .unwrap_or(UNKNOWN_BROKER_EPOCH),
+        )
     }
 
     /// Decodes a state node read with `stat`.
@@ -88,6 +115,13 @@ impl PartitionState {
             leader: int("leader")?,
             leader_epoch: int("leader_epoch")?,
             controller_epoch: int("controller_epoch").unwrap_or(0),
+            isr_broker_epochs: match value.get("isr_broker_epochs") {
+                None => Vec::new(),
+                Some(epochs) => epochs
+                    .as_array()
+                    .and_then(|epochs| epochs.iter().map(Value::as_i64).collect())
+                    .ok_or_else(|| field("isr_broker_epochs"))?,
+            },
             isr: broker_list(value.get("isr")).ok_or_else(|| field("isr"))?,
             zk_version: stat.version,
         })
@@ -197,15 +231,24 @@ mod tests {
             leader: 2,
             leader_epoch: 5,
             isr: vec![2, 0, 1],
+            isr_broker_epochs: vec![40, -1, 7],
             controller_epoch: 3,
             zk_version: 9,
         };
         let bytes = state.encode();
         assert_eq!(
             std::str::from_utf8(&bytes).unwrap(),
-            r#"{"controller_epoch":3,"leader":2,"version":1,"leader_epoch":5,"isr":[2,0,1]}"#
+            r#"{"controller_epoch":3,"leader":2,"version":1,"leader_epoch":5,"isr":[2,0,1],"isr_broker_epochs":[40,-1,7]}"#
         );
         assert_eq!(PartitionState::decode(&bytes, &stat(9)), Ok(state));
+        // Kafka's own JSON (no broker epochs) reads as unknown epochs.
+        let kafka = PartitionState::decode(
+            br#"{"controller_epoch":3,"leader":2,"version":1,"leader_epoch":5,"isr":[2,0]}"#,
+            &stat(1),
+        )
+        .unwrap();
+        assert_eq!(kafka.member_epoch(0), Some(UNKNOWN_BROKER_EPOCH));
+        assert_eq!(kafka.member_epoch(1), None);
     }
 
     #[test]

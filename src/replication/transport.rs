@@ -51,6 +51,9 @@ pub enum ReplicaError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchRequest {
     pub replica_id: i32,
+    /// The follower's registration epoch (the creation zxid of its `/brokers/ids/<id>`), which
+    /// the leader records when the follower joins the ISR (KIP-903).
+    pub replica_broker_epoch: i64,
     /// How long the leader may wait for data when none of the partitions has any.
     pub max_wait_ms: u64,
     /// Bytes per partition at most (at least one whole batch is returned).
