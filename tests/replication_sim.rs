@@ -45,3 +45,41 @@ fn seeded_fault_schedules_lose_nothing_acknowledged() {
     }
     assert!(acknowledged > 0, "no record was ever acknowledged");
 }
+
+/// Each planted bug must be caught by some seed of a bounded run: the checks are not blind.
+fn caught(bugs: logbus::replication::PlantedBugs) -> Option<u64> {
+    (1..=200).find(|&seed| {
+        let config = SimConfig {
+            bugs,
+            ..config_for(seed)
+        };
+        !run_seed(seed, config, 300).0.is_clean()
+    })
+}
+
+#[test]
+fn planted_bug_truncate_to_high_watermark_is_caught() {
+    let bugs = logbus::replication::PlantedBugs {
+        truncate_to_high_watermark: true,
+        ..Default::default()
+    };
+    assert!(caught(bugs).is_some(), "no seed caught truncation to the high watermark");
+}
+
+#[test]
+fn planted_bug_acknowledge_before_replication_is_caught() {
+    let bugs = logbus::replication::PlantedBugs {
+        ack_before_replication: true,
+        ..Default::default()
+    };
+    assert!(caught(bugs).is_some(), "no seed caught acknowledging before replication");
+}
+
+#[test]
+fn planted_bug_skip_epoch_check_is_caught() {
+    let bugs = logbus::replication::PlantedBugs {
+        skip_epoch_check: true,
+        ..Default::default()
+    };
+    assert!(caught(bugs).is_some(), "no seed caught skipping the epoch check");
+}

@@ -172,8 +172,15 @@ impl Broker {
         });
         let host: Arc<dyn crate::replication::ReplicaHost> = Arc::clone(&store) as _;
         let transport: Arc<dyn Transport> = Arc::clone(&network) as _;
+        let intact = store.topics.read().values().all(|topic| {
+            topic.replicas().iter().all(|replica| {
+                replica.log().opened_after_clean_shutdown()
+                    || replica.log().config().flush == crate::log::FlushPolicy::EveryAppend
+            })
+        });
         let replication = ReplicaManager::start(
             config.broker_id,
+            intact,
             config.replication,
             Arc::clone(&coordinator),
             transport,

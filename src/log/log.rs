@@ -76,6 +76,8 @@ pub struct Log {
     /// Guards all writes, the active segment's files and the flush state.
     pub(crate) writer: Mutex<Writer>,
     pub(crate) closed: AtomicBool,
+    /// Whether the last close before this open was clean (the marker was there).
+    pub(crate) opened_clean: bool,
     pub(crate) _lock: DirLock,
 }
 
@@ -135,6 +137,12 @@ impl Log {
 
     pub fn partition(&self) -> u32 {
         self.name.partition
+    }
+
+    /// Whether the log was closed cleanly before this open (nothing written was lost to a
+    /// crash, whatever the flush policy).
+    pub fn opened_after_clean_shutdown(&self) -> bool {
+        self.opened_clean
     }
 
     pub fn config(&self) -> &LogConfig {

@@ -117,6 +117,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig, clock: Arc<dyn Clock>) -> Resu
         log_start_offset: AtomicU64::new(log_start),
         writer: Mutex::new(writer),
         closed: AtomicBool::new(false),
+        opened_clean: clean,
         _lock: lock,
     })
 }

@@ -142,11 +142,27 @@ fn bump_controller_epoch(session: &dyn Session) -> Result<i32, ReplicationError>
     }
 }
 
-/// The live brokers and the zxid of each one's registration.
+/// A live broker's registration: its epoch (the creation zxid of `/brokers/ids/<id>`) and
+/// whether it holds everything it ever acknowledged (it did not crash with unflushed data since
+/// it last did, see [`registration_data`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Registration {
+    pub epoch: i64,
+    pub intact: bool,
+}
+
+/// The content of `/brokers/ids/<id>`: Kafka's fields, and `intact`, false when the broker
+/// restarted after a crash that may have cut records its logs had not flushed (KIP-966's
+/// unclean-shutdown flag).
+pub fn registration_data(broker_id: i32, intact: bool) -> Vec<u8> {
+    format!("{{\"version\":5,\"broker_id\":{broker_id},\"intact\":{intact}}}").into_bytes()
+}
+
+/// The live brokers and their registrations.
 ///
 /// # Errors
 /// Coordinator errors.
-pub fn live_brokers(session: &dyn Session) -> Result<BTreeMap<i32, i64>, ReplicationError> {
+pub fn live_brokers(session: &dyn Session) -> Result<BTreeMap<i32, Registration>, ReplicationError> {
     let children = match session.get_children(BROKER_IDS_PATH, Watch::None) {
         Ok((children, _)) => children,
         Err(CoordError::NoNode { .. }) => return Ok(BTreeMap::new()),
@@ -157,11 +173,24 @@ pub fn live_brokers(session: &dyn Session) -> Result<BTreeMap<i32, i64>, Replica
         let Ok(id) = child.parse::<i32>() else {
             continue;
         };
-        match session.exists(&format!("{BROKER_IDS_PATH}/{child}"), Watch::None) {
-            Ok(Some(stat)) => {
-                live.insert(id, stat.czxid.0);
+        match session.get_data(&format!("{BROKER_IDS_PATH}/{child}"), Watch::None) {
+            Ok((data, stat)) => {
+                let intact = super::json::parse(&data)
+                    .ok()
+                    .and_then(|value| match value.get("intact") {
+                        Some(super::json::Value::Bool(intact)) => Some(*intact),
+                        _ => None,
+                    })
+                    .unwrap_or(false);
+                live.insert(
+                    id,
+                    Registration {
+                        epoch: stat.czxid.0,
+                        intact,
+                    },
+                );
             }
-            Ok(None) | Err(CoordError::NoNode { .. }) => {}
+            Err(CoordError::NoNode { .. }) => {}
             Err(error) => return Err(error.into()),
         }
     }
@@ -257,8 +286,8 @@ pub fn reconcile(
     let registered = live_brokers(session)?;
     state
         .shutting_down
-        .retain(|id, czxid| registered.get(id) == Some(czxid));
-    let live: BTreeMap<i32, i64> = registered
+        .retain(|id, czxid| registered.get(id).map(|r| r.epoch) == Some(*czxid));
+    let live: BTreeMap<i32, Registration> = registered
         .into_iter()
         .filter(|(id, _)| !state.shutting_down.contains_key(id))
         .collect();
@@ -331,9 +360,10 @@ fn create_state(
 
 /// Whether ISR member `id`, in sync under registration `recorded`, is that same registration
 /// and still live.
-fn member_live(live: &BTreeMap<i32, i64>, id: i32, recorded: i64) -> bool {
-    live.get(&id)
-        .is_some_and(|&current| recorded == UNKNOWN_BROKER_EPOCH || recorded == current)
+fn member_live(live: &BTreeMap<i32, Registration>, id: i32, recorded: i64) -> bool {
+    live.get(&id).is_some_and(|current| {
+        recorded == UNKNOWN_BROKER_EPOCH || recorded == current.epoch
+    })
 }
 
 /// What the state of one partition should become, if anything changes, and whether that is
@@ -351,7 +381,7 @@ fn member_live(live: &BTreeMap<i32, i64>, id: i32, recorded: i64) -> bool {
 pub fn decide(
     current: Option<&PartitionState>,
     replicas: &[i32],
-    live: &BTreeMap<i32, i64>,
+    live: &BTreeMap<i32, Registration>,
     unclean: bool,
     config: ControllerConfig,
 ) -> Option<(PartitionState, Option<ElectionKind>)> {
@@ -397,15 +427,17 @@ pub fn decide(
         return Some((next, Some(ElectionKind::Clean)));
     }
     if current.leader == NO_LEADER {
-        // Offline: the last ISR members all went. The first of them to come back leads (under
-        // its new registration), as in Kafka: what it had is all anyone has.
-        let returned = replicas
-            .iter()
-            .copied()
-            .find(|id| current.isr.contains(id) && live.contains_key(id));
+        // Offline: the last ISR members all went. The first of them to come back intact (it
+        // lost nothing to a crash: it was paused, or shut down cleanly, or flushes every
+        // append) leads under its new registration: what it has is everything acknowledged.
+        // One that may have lost unflushed records does not (KIP-966): the partition stays
+        // offline rather than silently lose them, unless unclean election is allowed.
+        let returned = replicas.iter().copied().find(|id| {
+            current.isr.contains(id) && live.get(id).is_some_and(|registration| registration.intact)
+        });
         if let Some(leader) = returned {
             let next = PartitionState {
-                isr_broker_epochs: vec![live[&leader]],
+                isr_broker_epochs: vec![live[&leader].epoch],
                 ..with_isr(Some(current), leader, current.leader_epoch + 1, &[leader], live)
             };
             return Some((next, Some(ElectionKind::Clean)));
@@ -443,7 +475,7 @@ fn with_isr(
     leader: i32,
     leader_epoch: i32,
     isr: &[i32],
-    live: &BTreeMap<i32, i64>,
+    live: &BTreeMap<i32, Registration>,
 ) -> PartitionState {
     let isr_broker_epochs = isr
         .iter()
@@ -451,7 +483,7 @@ fn with_isr(
             current
                 .and_then(|state| state.member_epoch(id))
                 .filter(|&recorded| recorded != UNKNOWN_BROKER_EPOCH)
-                .or_else(|| live.get(&id).copied())
+                .or_else(|| live.get(&id).map(|registration| registration.epoch))
                 .unwrap_or(UNKNOWN_BROKER_EPOCH)
         })
         .collect();
@@ -484,21 +516,31 @@ mod tests {
         }
     }
 
-    /// Live brokers, each under registration epoch 100 + id.
-    fn live(ids: &[i32]) -> BTreeMap<i32, i64> {
-        ids.iter().map(|&id| (id, 100 + i64::from(id))).collect()
+    /// Live intact brokers, each under registration epoch 100 + id.
+    fn live(ids: &[i32]) -> BTreeMap<i32, Registration> {
+        ids.iter()
+            .map(|&id| {
+                (
+                    id,
+                    Registration {
+                        epoch: 100 + i64::from(id),
+                        intact: true,
+                    },
+                )
+            })
+            .collect()
     }
 
     #[test]
     fn a_restarted_member_leaves_the_isr_and_a_restarted_leader_is_replaced() {
         let current = state(0, 3, &[0, 1, 2]);
         let mut restarted = live(&[0, 1, 2]);
-        restarted.insert(1, 999);
+        restarted.get_mut(&1).unwrap().epoch = 999;
         let (next, kind) = decide(Some(&current), &[0, 1, 2], &restarted, false, CONFIG).unwrap();
         assert_eq!((next.leader, next.leader_epoch, next.isr.clone()), (0, 3, vec![0, 2]));
         assert_eq!(next.isr_broker_epochs, vec![100, 102]);
         assert_eq!(kind, None);
-        restarted.insert(0, 998);
+        restarted.get_mut(&0).unwrap().epoch = 998;
         let (next, kind) = decide(Some(&current), &[0, 1, 2], &restarted, false, CONFIG).unwrap();
         assert_eq!((next.leader, next.leader_epoch, next.isr.clone()), (2, 4, vec![2]));
         assert_eq!(kind, Some(ElectionKind::Clean));
@@ -543,6 +585,12 @@ mod tests {
         let (back, kind) = decide(Some(&offline), &[0, 1], &live(&[0, 1]), false, CONFIG).unwrap();
         assert_eq!((back.leader, back.leader_epoch), (0, 5));
         assert_eq!(kind, Some(ElectionKind::Clean));
+        // The last ISR member back from a crash that may have cut unflushed records: offline
+        // it stays (KIP-966).
+        let mut crashed = live(&[0, 1]);
+        crashed.get_mut(&0).unwrap().intact = false;
+        crashed.get_mut(&0).unwrap().epoch = 555;
+        assert_eq!(decide(Some(&offline), &[0, 1], &crashed, false, CONFIG), None);
     }
 
     #[test]

@@ -146,8 +146,13 @@ impl ReplicaManager {
     /// # Errors
     /// `Coordination(NodeExists)` wrapped as the caller sees fit when the id is in use; other
     /// coordinator errors.
+    ///
+    /// `intact` says whether the broker holds everything it acknowledged before (every log
+    /// was closed cleanly, or flushes each append); see [`registration_data`].
+    #[expect(clippy::too_many_arguments, reason = "the parts a broker wires together")]
     pub fn start(
         broker_id: i32,
+        intact: bool,
         config: ReplicationConfig,
         coordinator: Arc<dyn Coordinator>,
         transport: Arc<dyn Transport>,
@@ -155,7 +160,7 @@ impl ReplicaManager {
         host: Arc<dyn ReplicaHost>,
     ) -> Result<ReplicaManager, ReplicationError> {
         let (session, broker_epoch) =
-            open_registered_session(coordinator.as_ref(), broker_id, &config)?;
+            open_registered_session(coordinator.as_ref(), broker_id, intact, &config)?;
         Ok(ReplicaManager {
             broker_epoch: AtomicI64::new(broker_epoch),
             broker_id,
@@ -304,7 +309,7 @@ impl ReplicaManager {
         }
         if self.session_ended.swap(false, Ordering::AcqRel) && !self.is_stopped() {
             let renewed =
-                open_registered_session(self.coordinator.as_ref(), self.broker_id, &self.config);
+                open_registered_session(self.coordinator.as_ref(), self.broker_id, true, &self.config);
             let (renewed, broker_epoch) = match renewed {
                 Ok(renewed) => renewed,
                 Err(error) => {
@@ -869,7 +874,7 @@ impl ReplicaService for ReplicaManager {
         let mut state = self.controller.lock();
         let epoch = state.epoch?;
         if let Some(&czxid) = registered.get(&broker_id) {
-            state.shutting_down.insert(broker_id, czxid);
+            state.shutting_down.insert(broker_id, czxid.epoch);
         }
         let policy = HostPolicy(Arc::clone(&self.host));
         let written = controller::reconcile(
@@ -924,6 +929,7 @@ impl TopicPolicy for HostPolicy {
 fn open_registered_session(
     coordinator: &dyn Coordinator,
     broker_id: i32,
+    intact: bool,
     config: &ReplicationConfig,
 ) -> Result<(Arc<dyn Session>, i64), ReplicationError> {
     let session =
@@ -934,10 +940,9 @@ fn open_registered_session(
             Err(error) => return Err(error.into()),
         }
     }
-    let data = format!("{{\"version\":5,\"broker_id\":{broker_id}}}");
     session.create(
         &format!("{BROKER_IDS_PATH}/{broker_id}"),
-        data.as_bytes(),
+        &super::controller::registration_data(broker_id, intact),
         CreateMode::Ephemeral,
     )?;
     let registration = session

@@ -102,7 +102,8 @@ pub struct PlantedBugs {
     pub truncate_to_high_watermark: bool,
     /// `AckLevel::All` acknowledges as soon as the leader has appended.
     pub ack_before_replication: bool,
-    /// The leader serves fetches from followers of any epoch.
+    /// Leader epochs are ignored: a follower of a new leader keeps its log as it is (no
+    /// OffsetForLeaderEpoch divergence check), and a leader serves fetches of any epoch.
     pub skip_epoch_check: bool,
 }
 
@@ -602,6 +603,8 @@ impl ReplicatedPartition {
         let log_end = log.log_end_offset();
         let (target, complete) = if self.bugs.truncate_to_high_watermark {
             (self.replica.high_watermark(), true)
+        } else if self.bugs.skip_epoch_check {
+            (log_end, true)
         } else {
             truncation_point(log, answer)
         };

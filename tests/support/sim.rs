@@ -206,7 +206,7 @@ impl Sim {
             log: Vec::new(),
         };
         for id in 0..config.brokers {
-            let dir = tempfile::tempdir().expect("tempdir");
+            let dir = sim_dir();
             let broker = sim.open_broker(id, dir.path());
             sim.nodes.push(Node {
                 id,
@@ -595,12 +595,27 @@ impl Sim {
             };
             state.isr.iter().any(|&member| {
                 member != id
+                    && self.is_current_member(&state, member)
                     && self
                         .nodes
                         .get(member as usize)
                         .is_some_and(|node| !node.recovering && !matches!(node.state, NodeState::Crashed))
             })
         })
+    }
+
+    /// Whether `member` is in `state`'s ISR under the registration it has now (a broker that
+    /// restarted is a new registration, whatever the state still says).
+    fn is_current_member(&self, state: &logbus::replication::PartitionState, member: i32) -> bool {
+        let current = match self.nodes.get(member as usize).map(|node| &node.state) {
+            Some(NodeState::Up(broker)) | Some(NodeState::Paused(broker, _)) => {
+                broker.replication().broker_epoch()
+            }
+            _ => return false,
+        };
+        state
+            .member_epoch(member)
+            .is_some_and(|recorded| recorded == current)
     }
 
     /// A recovering broker is whole again once it is in the ISR of every partition it holds.
@@ -618,7 +633,13 @@ impl Sim {
                 logbus::replication::read_state(session.as_ref(), TOPIC, partition)
                     .ok()
                     .flatten()
-                    .is_some_and(|state| state.isr.contains(&node.id))
+                    .is_some_and(|state| {
+                        let current = match &node.state {
+                            NodeState::Up(broker) => broker.replication().broker_epoch(),
+                            _ => return false,
+                        };
+                        state.member_epoch(node.id) == Some(current)
+                    })
             });
             if in_all {
                 node.recovering = false;
@@ -956,6 +977,18 @@ pub fn read_all(replica: &logbus::partition::Replica) -> Vec<(u64, Vec<u8>)> {
     out
 }
 
+/// A directory for a simulated broker: in memory (`/dev/shm`) when the machine has it, since
+/// the simulation's crashes are cut by hand and need no real disk, and fsyncs there are free.
+fn sim_dir() -> tempfile::TempDir {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(dir) = tempfile::tempdir_in(shm) {
+            return dir;
+        }
+    }
+    tempfile::tempdir().expect("tempdir")
+}
+
 /// Runs one seeded schedule: `ticks` ticks with a fault every so often, then heal and check.
 pub fn run_seed(seed: u64, config: SimConfig, ticks: u32) -> (Report, Vec<String>) {
     let mut sim = Sim::new(seed, config);
@@ -965,7 +998,12 @@ pub fn run_seed(seed: u64, config: SimConfig, ticks: u32) -> (Report, Vec<String
             sim.random_fault();
         }
     }
+    let settle_start = sim.clock.now_ms_i64();
     let settled = sim.heal_and_settle(3_000);
+    sim.log.push(format!(
+        "settled={settled} after {} ms",
+        sim.clock.now_ms_i64() - settle_start
+    ));
     let report = sim.check(settled);
     (report, sim.log)
 }
@@ -1002,5 +1040,79 @@ impl Sim {
             }
         }
         out
+    }
+}
+
+/// Fine-grained control for scripted scenarios.
+impl Sim {
+    /// Steps every live broker `ticks` times (time moves; no client acts).
+    pub fn run_brokers(&mut self, ticks: u32) {
+        for _ in 0..ticks {
+            self.clock.advance_ms(TICK_MS);
+            self.coordinator.tick();
+            self.step_brokers();
+            self.record_leaders();
+        }
+    }
+
+    /// One control step of broker `id` alone.
+    pub fn step_control(&mut self, id: i32) {
+        if let Some(broker) = self.broker(id) {
+            let _ = broker.replication().step_control();
+        }
+        self.record_leaders();
+    }
+
+    /// One fetch round of broker `id` from each leader it follows.
+    pub fn fetch(&mut self, id: i32) {
+        if let Some(broker) = self.broker(id) {
+            let manager = broker.replication();
+            for leader in manager.followed_leaders() {
+                let _ = manager.fetch_round(leader, 0);
+            }
+        }
+    }
+
+    /// The replicas of `partition`, preferred first.
+    pub fn assignment(&self, partition: u32) -> Vec<i32> {
+        let asker = self.up_ids()[0];
+        self.broker(asker)
+            .and_then(|broker| broker.replication().assignment(TOPIC))
+            .and_then(|assignment| assignment.partitions.get(partition as usize).cloned())
+            .unwrap_or_default()
+    }
+
+    /// Appends `value` (acks=All, no producer id) on the current leader of `partition`.
+    pub fn append(&mut self, partition: u32, value: &str) -> Option<(i32, PendingAppend)> {
+        let (leader, broker) = self.leader_broker(partition)?;
+        let batch = build_batch(-1, -1, &[value.as_bytes().to_vec()], self.clock.now_ms_i64());
+        let pending = broker.append(TOPIC, partition, &batch, AckLevel::All).ok()?;
+        Some((leader, pending))
+    }
+
+    /// Polls an append; on success records it as acknowledged. Returns the outcome.
+    pub fn poll(
+        &mut self,
+        broker: i32,
+        partition: u32,
+        pending: &PendingAppend,
+        value: &str,
+    ) -> Option<Result<(), BrokerError>> {
+        let outcome = self.broker(broker)?.poll_append(TOPIC, partition, pending);
+        if let Some(Ok(())) = &outcome {
+            self.acked.push(Acked {
+                partition,
+                offset: pending.result.base_offset,
+                value: value.as_bytes().to_vec(),
+                producer: usize::MAX,
+            });
+        }
+        outcome
+    }
+
+    /// The log end and high watermark of broker `id`'s replica of `partition`.
+    pub fn offsets(&self, id: i32, partition: u32) -> Option<(u64, u64)> {
+        let replica = self.broker(id)?.replica(TOPIC, partition).ok()?;
+        Some((replica.log().log_end_offset(), replica.high_watermark()))
     }
 }
