@@ -695,3 +695,53 @@ fn truncation_point(log: &crate::log::Log, answer: Option<(i32, u64)>) -> (u64, 
         None => (log.log_start_offset().min(leader_end), true),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::{Log, LogConfig, NewRecord};
+
+    /// A log whose epochs start where `epochs` says, one record per offset up to `end`.
+    fn log_with_epochs(dir: &std::path::Path, epochs: &[(i32, u64)], end: u64) -> Log {
+        let log = Log::open(dir.join("t-0"), LogConfig::default()).expect("open");
+        for offset in 0..end {
+            let epoch = epochs
+                .iter()
+                .rev()
+                .find(|(_, start)| *start <= offset)
+                .map_or(0, |(epoch, _)| *epoch);
+            let record = NewRecord {
+                timestamp: 0,
+                key: None,
+                value: Some(b"x"),
+                headers: &[],
+            };
+            log.append_records(&[record], epoch).expect("append");
+        }
+        log
+    }
+
+    #[test]
+    fn a_follower_missing_the_leaders_epoch_cuts_in_steps() {
+        // Follower epochs 0@0, 2@10, log end 20; the leader has 0@0, 1@5, 3@8. Asked for
+        // epoch 2, the leader answers (1, 8): the follower never had epoch 1, so one step
+        // cannot tell where epoch 0 ended on the leader.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let follower = log_with_epochs(dir.path(), &[(0, 0), (2, 10)], 20);
+        assert_eq!(truncation_point(&follower, Some((1, 8))), (10, false));
+        follower.truncate_to(10).expect("truncate");
+        // Asked again for its latest epoch, 0, the leader answers (0, 5).
+        assert_eq!(truncation_point(&follower, Some((0, 5))), (5, true));
+    }
+
+    #[test]
+    fn a_follower_holding_the_leaders_epoch_cuts_at_the_earlier_end() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let follower = log_with_epochs(dir.path(), &[(0, 0), (1, 4)], 9);
+        assert_eq!(truncation_point(&follower, Some((1, 7))), (7, true));
+        assert_eq!(truncation_point(&follower, Some((1, 12))), (9, true));
+        assert_eq!(truncation_point(&follower, Some((0, 3))), (3, true));
+        // The leader holds no epoch at or below ours: nothing here is known to be there.
+        assert_eq!(truncation_point(&follower, None), (0, true));
+    }
+}

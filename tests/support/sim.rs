@@ -679,10 +679,14 @@ impl Sim {
                     if let Some(leader) = self.leader(0) {
                         if self.crash_allowed(leader) {
                             self.crash(leader);
+                            // The second failover comes as soon as the first is done.
                             for _ in 0..(SESSION_TIMEOUT_MS as i64 / TICK_MS + 5) {
                                 self.tick();
+                                if self.leader(0).is_some_and(|next| next != leader) {
+                                    break;
+                                }
                             }
-                            if let Some(next) = self.leader(0) {
+                            if let Some(next) = self.leader(0).filter(|&next| next != leader) {
                                 if self.down_count() < max_down && self.crash_allowed(next) {
                                     self.crash(next);
                                 }
@@ -1083,11 +1087,18 @@ impl Sim {
     }
 
     /// Appends `value` (acks=All, no producer id) on the current leader of `partition`.
-    pub fn append(&mut self, partition: u32, value: &str) -> Option<(i32, PendingAppend)> {
-        let (leader, broker) = self.leader_broker(partition)?;
+    ///
+    /// # Errors
+    /// `Closed` when no leader is reachable; the leader's refusal.
+    pub fn append(
+        &mut self,
+        partition: u32,
+        value: &str,
+    ) -> Result<(i32, PendingAppend), BrokerError> {
+        let (leader, broker) = self.leader_broker(partition).ok_or(BrokerError::Closed)?;
         let batch = build_batch(-1, -1, &[value.as_bytes().to_vec()], self.clock.now_ms_i64());
-        let pending = broker.append(TOPIC, partition, &batch, AckLevel::All).ok()?;
-        Some((leader, pending))
+        let pending = broker.append(TOPIC, partition, &batch, AckLevel::All)?;
+        Ok((leader, pending))
     }
 
     /// Polls an append; on success records it as acknowledged. Returns the outcome.
