@@ -1,4 +1,3 @@
-
 /// A member whose application stops polling for longer than `max_poll_interval_ms` leaves the
 /// group from its heartbeat thread; its next poll finds its partitions lost and rejoins.
 #[test]
@@ -6,7 +5,9 @@ fn a_member_that_stops_polling_leaves_and_its_next_poll_rejoins() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(1_000_000);
     let broker = broker_with(dir.path(), Arc::new(clock.clone()));
-    broker.create_topic("t", TopicConfig::with_partitions(2)).unwrap();
+    broker
+        .create_topic("t", TopicConfig::with_partitions(2))
+        .unwrap();
     let calls = Calls::default();
     let mut consumer = Consumer::with_config(
         &broker,
@@ -25,7 +26,10 @@ fn a_member_that_stops_polling_leaves_and_its_next_poll_rejoins() {
     clock.advance_ms(301);
     let waited = Instant::now();
     while admin.describe("paused").unwrap().state != GroupState::Empty {
-        assert!(waited.elapsed() < Duration::from_secs(5), "the heartbeat thread never left");
+        assert!(
+            waited.elapsed() < Duration::from_secs(5),
+            "the heartbeat thread never left"
+        );
         std::thread::yield_now();
     }
     consumer.poll(SHORT).unwrap();

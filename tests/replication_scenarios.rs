@@ -60,11 +60,16 @@ fn jepsen_2013_isr_of_one_then_leader_dies_loses_nothing_without_unclean_electio
         }),
     );
     let leader = isolate_leader(&mut sim);
-    acknowledged(&mut sim, "alone").expect("min.insync.replicas=1 acknowledges on the leader alone");
+    acknowledged(&mut sim, "alone")
+        .expect("min.insync.replicas=1 acknowledges on the leader alone");
     sim.crash(leader);
     sim.network.heal();
     sim.run_brokers(EXPIRY_TICKS);
-    assert_eq!(sim.leader(0), None, "no live ISR member: the partition is offline");
+    assert_eq!(
+        sim.leader(0),
+        None,
+        "no live ISR member: the partition is offline"
+    );
     sim.restart(leader);
     let settled = sim.heal_and_settle(1_000);
     let report = sim.check(settled);
@@ -93,7 +98,10 @@ fn jepsen_2013_with_unclean_election_loses_the_write_and_reports_it() {
     let settled = sim.heal_and_settle(1_000);
     let report = sim.check(settled);
     assert_eq!(report.lost, 1, "{report:#?}");
-    assert!(report.unclean_elections >= 1, "the loss is reported: {report:#?}");
+    assert!(
+        report.unclean_elections >= 1,
+        "the loss is reported: {report:#?}"
+    );
 }
 
 #[test]
@@ -137,8 +145,15 @@ fn kip_101(bugs: PlantedBugs) -> sim::Report {
     sim.fetch(y);
     sim.fetch(x);
     assert_eq!(sim.offsets(x, 0), Some((1, 1)));
-    assert_eq!(sim.offsets(y, 0), Some((1, 0)), "y lags in high watermark only");
-    assert_eq!(sim.poll(leader, 0, &pending, "v").map(|r| r.is_ok()), Some(true));
+    assert_eq!(
+        sim.offsets(y, 0),
+        Some((1, 0)),
+        "y lags in high watermark only"
+    );
+    assert_eq!(
+        sim.poll(leader, 0, &pending, "v").map(|r| r.is_ok()),
+        Some(true)
+    );
     sim.crash(leader);
     for _ in 0..5 {
         sim.step_control(x);

@@ -22,7 +22,10 @@ fn config_for(seed: u64) -> SimConfig {
 }
 
 fn seeds() -> Vec<u64> {
-    if let Some(seed) = std::env::var("LOGBUS_SIM_SEED").ok().and_then(|s| s.parse().ok()) {
+    if let Some(seed) = std::env::var("LOGBUS_SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
         return vec![seed];
     }
     let count: u64 = std::env::var("LOGBUS_SIM_SEEDS")
@@ -63,7 +66,10 @@ fn planted_bug_truncate_to_high_watermark_is_caught() {
         truncate_to_high_watermark: true,
         ..Default::default()
     };
-    assert!(caught(bugs).is_some(), "no seed caught truncation to the high watermark");
+    assert!(
+        caught(bugs).is_some(),
+        "no seed caught truncation to the high watermark"
+    );
 }
 
 #[test]
@@ -72,7 +78,10 @@ fn planted_bug_acknowledge_before_replication_is_caught() {
         ack_before_replication: true,
         ..Default::default()
     };
-    assert!(caught(bugs).is_some(), "no seed caught acknowledging before replication");
+    assert!(
+        caught(bugs).is_some(),
+        "no seed caught acknowledging before replication"
+    );
 }
 
 #[test]
@@ -81,5 +90,8 @@ fn planted_bug_skip_epoch_check_is_caught() {
         skip_epoch_check: true,
         ..Default::default()
     };
-    assert!(caught(bugs).is_some(), "no seed caught skipping the epoch check");
+    assert!(
+        caught(bugs).is_some(),
+        "no seed caught skipping the epoch check"
+    );
 }

@@ -288,6 +288,27 @@ impl Broker {
         Some(Broker { inner })
     }
 
+    /// Whether [`Broker::simulate_crash`] stopped this broker.
+    pub fn is_crashed(&self) -> bool {
+        self.inner
+            .crashed
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// This broker if it runs, else another open broker of its process's cluster (clients
+    /// bootstrapped from a broker that went away find the cluster through it).
+    pub fn live_broker(&self) -> Option<Broker> {
+        if !self.is_crashed() {
+            return Some(self.clone());
+        }
+        self.inner
+            .network
+            .broker_ids()
+            .into_iter()
+            .filter_map(|id| self.peer(id))
+            .find(|broker| !broker.is_crashed())
+    }
+
     /// One step of replication work: coordinator events, roles, ISR changes, the controller's
     /// pass, and one non-blocking fetch from each leader this broker follows. Brokers on
     /// [`Drive::Threads`] do this on their own; on [`Drive::Manual`] the caller does.
@@ -427,6 +448,30 @@ impl Broker {
         self.topic_state(topic)?.replica(partition)
     }
 
+    /// The replica a consumer of `topic`-`partition` reads: the leader's, when the leader is
+    /// open in this process, else this broker's own (a follower's data below its high
+    /// watermark is committed too, only possibly older).
+    ///
+    /// # Errors
+    /// `UnknownTopic`, `UnknownPartition` when neither is available.
+    pub fn replica_for_reading(
+        &self,
+        topic: &str,
+        partition: u32,
+    ) -> Result<Arc<Replica>, BrokerError> {
+        if let Some(leader) = self
+            .leader_of(topic, partition)
+            .and_then(|id| self.peer(id))
+        {
+            if let Ok(replica) = leader.replica(topic, partition) {
+                if !replica.log().is_closed() {
+                    return Ok(replica);
+                }
+            }
+        }
+        self.replica(topic, partition)
+    }
+
     /// This broker's replicated partition, with its role.
     ///
     /// # Errors
@@ -495,6 +540,9 @@ impl Broker {
 
     /// The leader of `topic`-`partition` as the coordinator records it.
     pub fn leader_of(&self, topic: &str, partition: u32) -> Option<i32> {
+        if self.is_crashed() {
+            return None;
+        }
         let session = self.inner.replication.session();
         crate::replication::read_state(session.as_ref(), topic, partition)
             .ok()
@@ -610,6 +658,8 @@ impl Broker {
             .crashed
             .store(true, std::sync::atomic::Ordering::Release);
         self.inner.replication.stop();
+        // A dead process stops heartbeating: its session expires after its timeout.
+        self.inner.replication.session().stop_heartbeat();
         let topics: Vec<Arc<TopicState>> =
             self.inner.store.topics.read().values().cloned().collect();
         topics

@@ -140,7 +140,12 @@ pub struct Consumer {
     notifier: Arc<Notifier>,
     /// Where the next poll starts its round over the partitions, for fairness.
     next_partition: usize,
+    /// When the partitions' leaders were last looked up.
+    routes_checked: Option<Instant>,
 }
+
+/// How often a polling consumer looks up its partitions' leaders again.
+const ROUTE_CHECK_MS: u64 = 100;
 
 impl Consumer {
     pub fn new(broker: &Broker) -> Consumer {
@@ -154,6 +159,7 @@ impl Consumer {
             assigned: Vec::new(),
             notifier: Notifier::new(),
             next_partition: 0,
+            routes_checked: None,
         }
     }
 
@@ -175,7 +181,7 @@ impl Consumer {
             }
             let replica = self
                 .broker
-                .replica(&partition.topic, partition.partition)
+                .replica_for_reading(&partition.topic, partition.partition)
                 .map_err(|error| match error {
                     BrokerError::UnknownPartition { .. } => {
                         ConsumeError::UnknownPartition(partition.clone())
@@ -230,11 +236,37 @@ impl Consumer {
         let deadline = Instant::now() + timeout;
         loop {
             self.notifier.reset();
+            self.follow_leaders();
             let records = self.fetch()?;
-            if !records.is_empty()
-                || !self.notifier.wait_until(deadline) && Instant::now() >= deadline
+            // Waits are cut into slices so that a leader that moved (whose appends wake no one
+            // here) is looked up again.
+            let slice = (Instant::now() + Duration::from_millis(ROUTE_CHECK_MS)).min(deadline);
+            if !records.is_empty() || !self.notifier.wait_until(slice) && Instant::now() >= deadline
             {
                 return Ok(records);
+            }
+        }
+    }
+
+    /// Moves reads of partitions whose leader changed (or whose replica closed) to the replica
+    /// the cluster now serves them from; at most every `ROUTE_CHECK_MS`.
+    fn follow_leaders(&mut self) {
+        if self
+            .routes_checked
+            .is_some_and(|at| at.elapsed() < Duration::from_millis(ROUTE_CHECK_MS))
+        {
+            return;
+        }
+        self.routes_checked = Some(Instant::now());
+        for assigned in &mut self.assigned {
+            let tp = &assigned.partition;
+            let Ok(replica) = self.broker.replica_for_reading(&tp.topic, tp.partition) else {
+                continue;
+            };
+            if !Arc::ptr_eq(&replica, &assigned.replica) {
+                assigned.replica.unregister_waiter(&self.notifier);
+                replica.register_waiter(&self.notifier);
+                assigned.replica = replica;
             }
         }
     }
@@ -304,6 +336,11 @@ impl Consumer {
             }
             Err(PartitionError::Deleted { .. }) => {
                 return Err(ConsumeError::Deleted(assigned.partition.clone()))
+            }
+            Err(PartitionError::Log(LogError::Closed)) => {
+                // The replica's broker stopped: read from wherever the partition lives now.
+                self.routes_checked = None;
+                return Ok(Fetched::Read);
             }
             Err(PartitionError::Log(error)) => return Err(error.into()),
             Err(other) => return Err(ConsumeError::Partition(other)),
@@ -525,7 +562,7 @@ impl Consumer {
 
     fn replica_of(&self, partition: &TopicPartition) -> Result<Arc<Replica>, ConsumeError> {
         self.broker
-            .replica(&partition.topic, partition.partition)
+            .replica_for_reading(&partition.topic, partition.partition)
             .map_err(|error| match error {
                 BrokerError::UnknownPartition { .. } => {
                     ConsumeError::UnknownPartition(partition.clone())

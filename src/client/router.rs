@@ -30,6 +30,9 @@ impl Router {
         if let Some(broker) = self.leaders.get(&key) {
             return broker.clone();
         }
+        if let Some(live) = self.bootstrap.live_broker() {
+            self.bootstrap = live;
+        }
         let broker = self
             .bootstrap
             .leader_of(topic, partition)
@@ -62,7 +65,11 @@ pub(crate) fn leadership_moved(error: &BrokerError) -> bool {
     matches!(
         error,
         BrokerError::Replication(
-            ReplicationError::NotLeader { .. } | ReplicationError::Offline { .. }
+            ReplicationError::NotLeader { .. }
+                | ReplicationError::Offline { .. }
+                | ReplicationError::Partition(crate::partition::PartitionError::Log(
+                    crate::log::LogError::Closed
+                ))
         ) | BrokerError::UnknownPartition { .. }
             | BrokerError::Partition(crate::partition::PartitionError::Log(
                 crate::log::LogError::Closed

@@ -139,6 +139,11 @@ impl Log {
         self.name.partition
     }
 
+    /// Whether the log is closed (or stopped by a failure or a simulated crash).
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     /// Whether the log was closed cleanly before this open (nothing written was lost to a
     /// crash, whatever the flush policy).
     pub fn opened_after_clean_shutdown(&self) -> bool {

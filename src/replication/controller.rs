@@ -162,7 +162,9 @@ pub fn registration_data(broker_id: i32, intact: bool) -> Vec<u8> {
 ///
 /// # Errors
 /// Coordinator errors.
-pub fn live_brokers(session: &dyn Session) -> Result<BTreeMap<i32, Registration>, ReplicationError> {
+pub fn live_brokers(
+    session: &dyn Session,
+) -> Result<BTreeMap<i32, Registration>, ReplicationError> {
     let children = match session.get_children(BROKER_IDS_PATH, Watch::None) {
         Ok((children, _)) => children,
         Err(CoordError::NoNode { .. }) => return Ok(BTreeMap::new()),
@@ -361,9 +363,8 @@ fn create_state(
 /// Whether ISR member `id`, in sync under registration `recorded`, is that same registration
 /// and still live.
 fn member_live(live: &BTreeMap<i32, Registration>, id: i32, recorded: i64) -> bool {
-    live.get(&id).is_some_and(|current| {
-        recorded == UNKNOWN_BROKER_EPOCH || recorded == current.epoch
-    })
+    live.get(&id)
+        .is_some_and(|current| recorded == UNKNOWN_BROKER_EPOCH || recorded == current.epoch)
 }
 
 /// What the state of one partition should become, if anything changes, and whether that is
@@ -413,17 +414,35 @@ pub fn decide(
             && preferred.is_some_and(|id| live_isr.contains(&id))
         {
             let leader = preferred.unwrap_or(current.leader);
-            let next = with_isr(Some(current), leader, current.leader_epoch + 1, &live_isr, live);
+            let next = with_isr(
+                Some(current),
+                leader,
+                current.leader_epoch + 1,
+                &live_isr,
+                live,
+            );
             return Some((next, Some(ElectionKind::Preferred)));
         }
         if live_isr.len() == current.isr.len() {
             return None;
         }
-        let next = with_isr(Some(current), current.leader, current.leader_epoch, &live_isr, live);
+        let next = with_isr(
+            Some(current),
+            current.leader,
+            current.leader_epoch,
+            &live_isr,
+            live,
+        );
         return Some((next, None));
     }
     if let Some(&leader) = live_isr.first() {
-        let next = with_isr(Some(current), leader, current.leader_epoch + 1, &live_isr, live);
+        let next = with_isr(
+            Some(current),
+            leader,
+            current.leader_epoch + 1,
+            &live_isr,
+            live,
+        );
         return Some((next, Some(ElectionKind::Clean)));
     }
     if current.leader == NO_LEADER {
@@ -438,7 +457,13 @@ pub fn decide(
         if let Some(leader) = returned {
             let next = PartitionState {
                 isr_broker_epochs: vec![live[&leader].epoch],
-                ..with_isr(Some(current), leader, current.leader_epoch + 1, &[leader], live)
+                ..with_isr(
+                    Some(current),
+                    leader,
+                    current.leader_epoch + 1,
+                    &[leader],
+                    live,
+                )
             };
             return Some((next, Some(ElectionKind::Clean)));
         }
@@ -451,7 +476,13 @@ pub fn decide(
     }
     if unclean {
         if let Some(&leader) = live_replicas.first() {
-            let next = with_isr(Some(current), leader, current.leader_epoch + 1, &[leader], live);
+            let next = with_isr(
+                Some(current),
+                leader,
+                current.leader_epoch + 1,
+                &[leader],
+                live,
+            );
             return Some((next, Some(ElectionKind::Unclean)));
         }
     }
@@ -537,12 +568,18 @@ mod tests {
         let mut restarted = live(&[0, 1, 2]);
         restarted.get_mut(&1).unwrap().epoch = 999;
         let (next, kind) = decide(Some(&current), &[0, 1, 2], &restarted, false, CONFIG).unwrap();
-        assert_eq!((next.leader, next.leader_epoch, next.isr.clone()), (0, 3, vec![0, 2]));
+        assert_eq!(
+            (next.leader, next.leader_epoch, next.isr.clone()),
+            (0, 3, vec![0, 2])
+        );
         assert_eq!(next.isr_broker_epochs, vec![100, 102]);
         assert_eq!(kind, None);
         restarted.get_mut(&0).unwrap().epoch = 998;
         let (next, kind) = decide(Some(&current), &[0, 1, 2], &restarted, false, CONFIG).unwrap();
-        assert_eq!((next.leader, next.leader_epoch, next.isr.clone()), (2, 4, vec![2]));
+        assert_eq!(
+            (next.leader, next.leader_epoch, next.isr.clone()),
+            (2, 4, vec![2])
+        );
         assert_eq!(kind, Some(ElectionKind::Clean));
     }
 
@@ -590,7 +627,10 @@ mod tests {
         let mut crashed = live(&[0, 1]);
         crashed.get_mut(&0).unwrap().intact = false;
         crashed.get_mut(&0).unwrap().epoch = 555;
-        assert_eq!(decide(Some(&offline), &[0, 1], &crashed, false, CONFIG), None);
+        assert_eq!(
+            decide(Some(&offline), &[0, 1], &crashed, false, CONFIG),
+            None
+        );
     }
 
     #[test]

@@ -56,6 +56,11 @@ pub enum ReplicationError {
 impl ReplicationError {
     /// Whether a producer should refresh its view of the leader and retry.
     pub fn is_retriable(&self) -> bool {
+        if let ReplicationError::Partition(PartitionError::Log(crate::log::LogError::Closed)) = self
+        {
+            // The replica's broker is stopping: another will lead.
+            return true;
+        }
         matches!(
             self,
             ReplicationError::NotLeader { .. }

@@ -149,7 +149,10 @@ impl ReplicaManager {
     ///
     /// `intact` says whether the broker holds everything it acknowledged before (every log
     /// was closed cleanly, or flushes each append); see [`registration_data`].
-    #[expect(clippy::too_many_arguments, reason = "the parts a broker wires together")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the parts a broker wires together"
+    )]
     pub fn start(
         broker_id: i32,
         intact: bool,
@@ -308,8 +311,12 @@ impl ReplicaManager {
             self.note_event(event);
         }
         if self.session_ended.swap(false, Ordering::AcqRel) && !self.is_stopped() {
-            let renewed =
-                open_registered_session(self.coordinator.as_ref(), self.broker_id, true, &self.config);
+            let renewed = open_registered_session(
+                self.coordinator.as_ref(),
+                self.broker_id,
+                true,
+                &self.config,
+            );
             let (renewed, broker_epoch) = match renewed {
                 Ok(renewed) => renewed,
                 Err(error) => {
@@ -354,6 +361,10 @@ impl ReplicaManager {
             [topic, "partitions", partition, "state"] => {
                 if let Ok(partition) = partition.parse() {
                     work.partitions.insert(((*topic).to_owned(), partition));
+                }
+                // An ISR that grew may make a preferred replica electable again.
+                if self.config.auto_leader_rebalance && self.controller.lock().epoch.is_some() {
+                    work.controller = true;
                 }
                 if kind == EventType::NodeDeleted {
                     work.topics.insert((*topic).to_owned());
@@ -946,7 +957,10 @@ fn open_registered_session(
         CreateMode::Ephemeral,
     )?;
     let registration = session
-        .exists(&format!("{BROKER_IDS_PATH}/{broker_id}"), crate::coordinator::Watch::None)?
+        .exists(
+            &format!("{BROKER_IDS_PATH}/{broker_id}"),
+            crate::coordinator::Watch::None,
+        )?
         .map_or(super::state::UNKNOWN_BROKER_EPOCH, |stat| stat.czxid.0);
     session.add_watch("/brokers", AddWatchMode::PersistentRecursive)?;
     session.add_watch(CONTROLLER_PATH, AddWatchMode::Persistent)?;

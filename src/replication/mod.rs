@@ -24,8 +24,8 @@ mod transport;
 pub use assign::assign_replicas;
 pub use controller::{
     decide, live_broker_ids, live_brokers, read_assignment, read_state, registration_data,
-    Registration, ControllerConfig, ControllerState,
-    Election, ElectionKind, TopicPolicy, MAX_ASSIGNED_PARTITIONS,
+    ControllerConfig, ControllerState, Election, ElectionKind, Registration, TopicPolicy,
+    MAX_ASSIGNED_PARTITIONS,
 };
 pub use error::ReplicationError;
 pub use json::JsonError;

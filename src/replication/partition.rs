@@ -209,9 +209,9 @@ impl ReplicatedPartition {
         now_ms: i64,
     ) -> bool {
         let stale_self = state.leader == self.broker_id
-            && state
-                .member_epoch(self.broker_id)
-                .is_some_and(|recorded| recorded != UNKNOWN_BROKER_EPOCH && recorded != broker_epoch);
+            && state.member_epoch(self.broker_id).is_some_and(|recorded| {
+                recorded != UNKNOWN_BROKER_EPOCH && recorded != broker_epoch
+            });
         let mut guard = self.state.lock();
         if stale_self {
             let epoch = match &guard.role {

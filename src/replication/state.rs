@@ -70,7 +70,13 @@ impl PartitionState {
     pub fn encode(&self) -> Vec<u8> {
         let isr: Vec<String> = self.isr.iter().map(i32::to_string).collect();
         let epochs: Vec<String> = (0..self.isr.len())
-            .map(|i| self.isr_broker_epochs.get(i).copied().unwrap_or(UNKNOWN_BROKER_EPOCH).to_string())
+            .map(|i| {
+                self.isr_broker_epochs
+                    .get(i)
+                    .copied()
+                    .unwrap_or(UNKNOWN_BROKER_EPOCH)
+                    .to_string()
+            })
             .collect();
         format!(
             "{{\"controller_epoch\":{},\"leader\":{},\"version\":1,\"leader_epoch\":{},\"isr\":[{}],\"isr_broker_epochs\":[{}]}}",

@@ -230,6 +230,13 @@ impl InProcessNetwork {
         self.state.read().endpoints.get(&id)?.upgrade()
     }
 
+    /// The ids of the brokers attached (open or not).
+    pub fn broker_ids(&self) -> Vec<i32> {
+        let mut ids: Vec<i32> = self.state.read().endpoints.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// Cuts the link from `from` to `to` (one way).
     pub fn cut(&self, from: i32, to: i32) {
         self.state.write().cut.insert((from, to));

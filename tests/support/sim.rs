@@ -12,9 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use logbus::broker::{Broker, BrokerConfig, BrokerError, Drive, TopicConfig};
-use logbus::coordinator::{
-    Coordinator, ManualClock, MemoryCoordinator, MemoryCoordinatorConfig,
-};
+use logbus::coordinator::{Coordinator, ManualClock, MemoryCoordinator, MemoryCoordinatorConfig};
 use logbus::log::FlushPolicy;
 use logbus::record::{BatchBuilder, BatchSpec, RecordBatch};
 use logbus::replication::{
@@ -361,7 +359,9 @@ impl Sim {
                     format!("p{index}-{partition}-{}", producer.counter).into_bytes()
                 })
                 .collect();
-            producer.next_sequence.insert(partition, sequence + count as i32);
+            producer
+                .next_sequence
+                .insert(partition, sequence + count as i32);
             producer.current.insert(partition, (values, sequence, None));
         }
         let (values, sequence, in_flight) = self.producers[index].current[&partition].clone_parts();
@@ -372,15 +372,35 @@ impl Sim {
                 };
                 let batch = build_batch(producer_id, sequence, &values, now);
                 let pending = broker.append(TOPIC, partition, &batch, AckLevel::All).ok();
-                let retry_at = if pending.is_some() { now } else { now + 3 * TICK_MS };
-                self.set_in_flight(index, partition, Some(InFlight { broker: leader, pending, retry_at }));
+                let retry_at = if pending.is_some() {
+                    now
+                } else {
+                    now + 3 * TICK_MS
+                };
+                self.set_in_flight(
+                    index,
+                    partition,
+                    Some(InFlight {
+                        broker: leader,
+                        pending,
+                        retry_at,
+                    }),
+                );
             }
-            Some(InFlight { pending: None, retry_at, .. }) => {
+            Some(InFlight {
+                pending: None,
+                retry_at,
+                ..
+            }) => {
                 if now >= retry_at {
                     self.set_in_flight(index, partition, None);
                 }
             }
-            Some(InFlight { broker: id, pending: Some(pending), .. }) => {
+            Some(InFlight {
+                broker: id,
+                pending: Some(pending),
+                ..
+            }) => {
                 let outcome = match self.broker(id) {
                     Some(broker) => broker.poll_append(TOPIC, partition, &pending),
                     // Crashed or paused under us: the client's request times out.
@@ -404,7 +424,11 @@ impl Sim {
                         self.set_in_flight(
                             index,
                             partition,
-                            Some(InFlight { broker: id, pending: None, retry_at: now + 3 * TICK_MS }),
+                            Some(InFlight {
+                                broker: id,
+                                pending: None,
+                                retry_at: now + 3 * TICK_MS,
+                            }),
                         );
                     }
                 }
@@ -430,7 +454,10 @@ impl Sim {
                 let Ok(replica) = broker.replica(TOPIC, partition) else {
                     continue;
                 };
-                let position = *self.consumers[index].positions.get(&partition).unwrap_or(&0);
+                let position = *self.consumers[index]
+                    .positions
+                    .get(&partition)
+                    .unwrap_or(&0);
                 let Ok(read) = replica.read_committed(position, 64 << 10) else {
                     continue;
                 };
@@ -455,7 +482,9 @@ impl Sim {
 
     fn record_leaders(&mut self) {
         for id in self.up_ids() {
-            let Some(broker) = self.broker(id) else { continue };
+            let Some(broker) = self.broker(id) else {
+                continue;
+            };
             for partition in 0..self.config.partitions {
                 if let Ok(local) = broker.replicated_partition(TOPIC, partition) {
                     if local.is_leader() {
@@ -478,10 +507,13 @@ impl Sim {
         if !matches!(self.nodes[id as usize].state, NodeState::Up(_)) {
             return;
         }
-        let NodeState::Up(broker) = std::mem::replace(&mut self.nodes[id as usize].state, NodeState::Crashed) else {
+        let NodeState::Up(broker) =
+            std::mem::replace(&mut self.nodes[id as usize].state, NodeState::Crashed)
+        else {
             return;
         };
-        self.log.push(format!("t={} crash {id}", self.clock.now_ms_i64()));
+        self.log
+            .push(format!("t={} crash {id}", self.clock.now_ms_i64()));
         let images = broker.simulate_crash();
         let session = broker.replication().session().id();
         let _ = self.coordinator.expire_session(session);
@@ -502,7 +534,8 @@ impl Sim {
         if !matches!(self.nodes[id as usize].state, NodeState::Crashed) {
             return;
         }
-        self.log.push(format!("t={} restart {id}", self.clock.now_ms_i64()));
+        self.log
+            .push(format!("t={} restart {id}", self.clock.now_ms_i64()));
         let broker = Broker::open_with(self.nodes[id as usize].dir.path(), self.broker_config(id));
         match broker {
             Ok(broker) => self.nodes[id as usize].state = NodeState::Up(broker),
@@ -516,10 +549,13 @@ impl Sim {
         if !matches!(self.nodes[id as usize].state, NodeState::Up(_)) {
             return;
         }
-        let NodeState::Up(broker) = std::mem::replace(&mut self.nodes[id as usize].state, NodeState::Crashed) else {
+        let NodeState::Up(broker) =
+            std::mem::replace(&mut self.nodes[id as usize].state, NodeState::Crashed)
+        else {
             return;
         };
-        self.log.push(format!("t={} pause {id}", self.clock.now_ms_i64()));
+        self.log
+            .push(format!("t={} pause {id}", self.clock.now_ms_i64()));
         broker.replication().session().stop_heartbeat();
         for other in 0..self.config.brokers {
             if other != id {
@@ -533,10 +569,13 @@ impl Sim {
         if !matches!(self.nodes[id as usize].state, NodeState::Paused(..)) {
             return;
         }
-        let NodeState::Paused(broker, _) = std::mem::replace(&mut self.nodes[id as usize].state, NodeState::Crashed) else {
+        let NodeState::Paused(broker, _) =
+            std::mem::replace(&mut self.nodes[id as usize].state, NodeState::Crashed)
+        else {
             return;
         };
-        self.log.push(format!("t={} resume {id}", self.clock.now_ms_i64()));
+        self.log
+            .push(format!("t={} resume {id}", self.clock.now_ms_i64()));
         for other in 0..self.config.brokers {
             if other != id {
                 self.network.heal_link(id, other);
@@ -547,17 +586,22 @@ impl Sim {
     }
 
     pub fn partition_both_ways(&mut self, a: i32, b: i32) {
-        self.log.push(format!("t={} partition {a}<->{b}", self.clock.now_ms_i64()));
+        self.log
+            .push(format!("t={} partition {a}<->{b}", self.clock.now_ms_i64()));
         self.network.partition(a, b);
     }
 
     pub fn partition_one_way(&mut self, from: i32, to: i32) {
-        self.log.push(format!("t={} cut {from}->{to}", self.clock.now_ms_i64()));
+        self.log
+            .push(format!("t={} cut {from}->{to}", self.clock.now_ms_i64()));
         self.network.cut(from, to);
     }
 
     pub fn slow(&mut self, id: i32, ticks: u32) {
-        self.log.push(format!("t={} slow {id} for {ticks}", self.clock.now_ms_i64()));
+        self.log.push(format!(
+            "t={} slow {id} for {ticks}",
+            self.clock.now_ms_i64()
+        ));
         self.nodes[id as usize].slow_ticks = ticks;
     }
 
@@ -590,16 +634,17 @@ impl Sim {
         };
         let session = broker.replication().session();
         (0..self.config.partitions).all(|partition| {
-            let Ok(Some(state)) = logbus::replication::read_state(session.as_ref(), TOPIC, partition) else {
+            let Ok(Some(state)) =
+                logbus::replication::read_state(session.as_ref(), TOPIC, partition)
+            else {
                 return false;
             };
             state.isr.iter().any(|&member| {
                 member != id
                     && self.is_current_member(&state, member)
-                    && self
-                        .nodes
-                        .get(member as usize)
-                        .is_some_and(|node| !node.recovering && !matches!(node.state, NodeState::Crashed))
+                    && self.nodes.get(member as usize).is_some_and(|node| {
+                        !node.recovering && !matches!(node.state, NodeState::Crashed)
+                    })
             })
         })
     }
@@ -623,7 +668,9 @@ impl Sim {
         let Some(asker) = self.up_ids().first().copied() else {
             return;
         };
-        let Some(broker) = self.broker(asker) else { return };
+        let Some(broker) = self.broker(asker) else {
+            return;
+        };
         let session = broker.replication().session();
         for node in &mut self.nodes {
             if !node.recovering || !matches!(node.state, NodeState::Up(_)) {
@@ -725,7 +772,8 @@ impl Sim {
                 }
             }
             _ => {
-                self.log.push(format!("t={} heal network", self.clock.now_ms_i64()));
+                self.log
+                    .push(format!("t={} heal network", self.clock.now_ms_i64()));
                 self.heal_network();
             }
         }
@@ -784,7 +832,11 @@ impl Sim {
     /// Every partition has a leader, its ISR is every replica, no producer has a batch in
     /// flight, and every replica's log end equals the leader's high watermark.
     fn settled(&self) -> bool {
-        if self.producers.iter().any(|producer| !producer.current.is_empty()) {
+        if self
+            .producers
+            .iter()
+            .any(|producer| !producer.current.is_empty())
+        {
             return false;
         }
         (0..self.config.partitions).all(|partition| {
@@ -818,7 +870,12 @@ impl Sim {
             not_settled: !settled,
             ..Report::default()
         };
-        for (partition, epoch) in self.leaders_seen.iter().filter(|(_, who)| who.len() > 1).map(|(key, _)| *key) {
+        for (partition, epoch) in self
+            .leaders_seen
+            .iter()
+            .filter(|(_, who)| who.len() > 1)
+            .map(|(key, _)| *key)
+        {
             report.leaders_per_epoch_violations += 1;
             report.notes.push(format!(
                 "partition {partition} epoch {epoch} led by {:?}",
@@ -840,7 +897,9 @@ impl Sim {
                 .or_else(|| logs.first())
                 .map(|(_, log)| log.clone())
             else {
-                report.notes.push(format!("partition {partition}: no replica to check"));
+                report
+                    .notes
+                    .push(format!("partition {partition}: no replica to check"));
                 report.not_settled = true;
                 continue;
             };
@@ -854,7 +913,8 @@ impl Sim {
                     ));
                 }
             }
-            let by_offset: BTreeMap<u64, &Vec<u8>> = reference.iter().map(|(o, v)| (*o, v)).collect();
+            let by_offset: BTreeMap<u64, &Vec<u8>> =
+                reference.iter().map(|(o, v)| (*o, v)).collect();
             let mut offsets_of: HashMap<&Vec<u8>, usize> = HashMap::new();
             for (_, value) in &reference {
                 *offsets_of.entry(value).or_default() += 1;
@@ -941,7 +1001,12 @@ impl NowMs for ManualClock {
     }
 }
 
-pub fn build_batch(producer_id: i64, sequence: i32, values: &[Vec<u8>], now_ms: i64) -> RecordBatch {
+pub fn build_batch(
+    producer_id: i64,
+    sequence: i32,
+    values: &[Vec<u8>],
+    now_ms: i64,
+) -> RecordBatch {
     let mut builder = BatchBuilder::new(BatchSpec {
         producer_id,
         producer_epoch: 0,
@@ -960,13 +1025,17 @@ pub fn read_all(replica: &logbus::partition::Replica) -> Vec<(u64, Vec<u8>)> {
     let mut out = Vec::new();
     let mut from = log.log_start_offset();
     while from < log.log_end_offset() {
-        let Ok(read) = log.read(from, 1 << 20) else { break };
+        let Ok(read) = log.read(from, 1 << 20) else {
+            break;
+        };
         let mut advanced = false;
         for batch in read.batches() {
             let Ok(batch) = batch else { return out };
             from = batch.header().next_offset() as u64;
             advanced = true;
-            let Ok(records) = batch.records() else { return out };
+            let Ok(records) = batch.records() else {
+                return out;
+            };
             for record in records.flatten() {
                 out.push((
                     record.offset as u64,
@@ -1096,7 +1165,12 @@ impl Sim {
         value: &str,
     ) -> Result<(i32, PendingAppend), BrokerError> {
         let (leader, broker) = self.leader_broker(partition).ok_or(BrokerError::Closed)?;
-        let batch = build_batch(-1, -1, &[value.as_bytes().to_vec()], self.clock.now_ms_i64());
+        let batch = build_batch(
+            -1,
+            -1,
+            &[value.as_bytes().to_vec()],
+            self.clock.now_ms_i64(),
+        );
         let pending = broker.append(TOPIC, partition, &batch, AckLevel::All)?;
         Ok((leader, pending))
     }
