@@ -335,8 +335,9 @@ impl Broker {
         Ok((id, 0))
     }
 
-    /// Applies retention and timed flushes to every partition now; the maintenance thread calls
-    /// this every `maintenance_interval_ms`. Returns the number of segments deleted.
+    /// Applies retention, timed flushes and compaction (a cleaning pass where one is due) to
+    /// every partition now; the maintenance thread calls this every `maintenance_interval_ms`.
+    /// Returns the number of segments deleted by retention.
     ///
     /// # Errors
     /// The first error a partition reports; the others are still attempted.
@@ -363,6 +364,7 @@ impl BrokerInner {
             match log
                 .apply_retention()
                 .and_then(|count| log.flush_if_due().map(|()| count))
+                .and_then(|count| log.clean(self.clock.now_ms()).map(|_| count))
             {
                 Ok(count) => deleted += count,
                 Err(error) => {
