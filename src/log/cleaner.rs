@@ -49,9 +49,6 @@ use crate::record::{
 
 /// The offset below which the log is compacted (Kafka's file name and format).
 pub const CLEANER_CHECKPOINT: &str = "cleaner-offset-checkpoint";
-/// The fewest bytes a record takes (length, attributes, two deltas, null key and value, no
-/// headers): bounds the record count a batch header may claim.
-const MIN_RECORD_BYTES: u64 = 7;
 /// Producers tracked per byte of `cleaner_dedupe_buffer_bytes` (about a quarter of the buffer
 /// again, at roughly 32 bytes a map entry); past this every producer batch is kept.
 const BUFFER_BYTES_PER_PRODUCER: u64 = 128;
@@ -278,8 +275,8 @@ impl Log {
     ) -> Result<CleanStats, LogError> {
         let mut stats = CleanStats::default();
         let mut throttle = Throttle::new(self.config.cleaner_io_max_bytes_per_second);
-        let scan = scan_headers(plan, self.config.cleaner_dedupe_buffer_bytes)?;
-        let mut map = OffsetMap::new(self.config.cleaner_dedupe_buffer_bytes, scan.dirty_records);
+        let producers = scan_producers(plan, self.config.cleaner_dedupe_buffer_bytes)?;
+        let mut map = OffsetMap::new(self.config.cleaner_dedupe_buffer_bytes);
         let end = build_map(plan, &mut map, &mut throttle, &mut stats)?;
         stats.keys_mapped = map.len();
         // Every segment holding an offset below `end` (all cleanable ones when nothing is dirty:
@@ -293,7 +290,7 @@ impl Log {
             end,
             now_ms,
             delete_horizon_ms: now_ms.saturating_add(self.config.delete_retention_ms as i64),
-            producers: scan.producers,
+            producers,
         };
         let replaced = &plan.segments[..rewritten];
         let mut out = CleanedWriter::new(&self.dir, &self.config, replaced[0].base_offset)?;
@@ -477,41 +474,24 @@ impl ProducerLast {
     }
 }
 
-struct HeaderScan {
-    producers: ProducerLast,
-    /// An upper bound of the records in the dirty section (for sizing the key map).
-    dirty_records: u64,
-}
-
 /// Walks the batch headers of every segment of the plan, active included (headers only: no CRC,
-/// no records).
-fn scan_headers(plan: &Plan, buffer_bytes: u64) -> Result<HeaderScan, LogError> {
+/// no records), for each producer's last batch.
+fn scan_producers(plan: &Plan, buffer_bytes: u64) -> Result<ProducerLast, LogError> {
     let max_producers = (buffer_bytes / BUFFER_BYTES_PER_PRODUCER).max(1024) as usize;
     let mut last = HashMap::new();
-    let mut too_many = false;
-    let mut dirty_records = 0u64;
-    let cleanable_end = plan.cleanable_end();
     for segment in plan.segments.iter() {
+        let mut too_many = false;
         for_each_header(segment, |header| {
-            let next = header.next_offset() as u64;
-            if next > plan.first_dirty && (header.base_offset as u64) < cleanable_end {
-                let bound = header.total_bytes() as u64 / MIN_RECORD_BYTES;
-                dirty_records += (header.records_count.max(0) as u64).min(bound);
-            }
             if header.has_producer_id() && !too_many {
                 last.insert(header.producer_id, header.base_offset as u64);
                 too_many = last.len() > max_producers;
             }
         })?;
+        if too_many {
+            return Ok(ProducerLast::TooMany);
+        }
     }
-    Ok(HeaderScan {
-        producers: if too_many {
-            ProducerLast::TooMany
-        } else {
-            ProducerLast::Known(last)
-        },
-        dirty_records,
-    })
+    Ok(ProducerLast::Known(last))
 }
 
 /// Maps every keyed record of the dirty section to its latest offset, until the map is full.

@@ -97,8 +97,8 @@ impl std::fmt::Display for DirtyRatio {
 /// - `min_cleanable_dirty_ratio`: 0.5 (clean when half the cleanable bytes are not cleaned yet)
 /// - `min_compaction_lag_ms`: 0 (a segment whose newest record is younger is not cleaned)
 /// - `cleaner_dedupe_buffer_bytes`: 128 MiB (Kafka's `log.cleaner.dedupe.buffer.size`): the most
-///   the cleaner's key map takes, at 24 bytes per key; a pass over more distinct keys cleans the
-///   prefix that fits. Allocated per pass, sized for the keys to map.
+///   the cleaner's key map takes, at 24 bytes a slot and 90% of the slots used: a pass over more
+///   distinct keys cleans the prefix that fits. Allocated per pass, growing with the keys met.
 /// - `cleaner_io_max_bytes_per_second`: `None` (unthrottled; Kafka's
 ///   `log.cleaner.io.max.bytes.per.second`): bytes read plus written by a cleaning pass
 #[derive(Debug, Clone, PartialEq, Eq)]

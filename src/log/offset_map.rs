@@ -1,12 +1,14 @@
 //! The cleaner's key map: for each key of the dirty section, the offset of its latest record.
 //!
 //! As Kafka's `SkimpyOffsetMap`, it stores a strong hash of the key instead of the key, in a
-//! fixed table allocated once: memory is bounded by configuration, not by input. Each slot is
-//! 24 bytes: a 128-bit hash (two SipHash-1-3 digests under random keys drawn per map, so
-//! collisions are neither likely, about n^2 / 2^129 for n keys, nor predictable from the data)
-//! and the offset. The table has a power-of-two number of slots, probed triangularly (which
-//! visits every slot), and takes at most 90% of them (Kafka's load factor); past that `put`
-//! reports `Full` and the cleaner cleans the prefix it mapped.
+//! table of fixed-size slots whose size configuration bounds, not input. Each slot is 24 bytes: a
+//! 128-bit hash (two SipHash-1-3 digests under random keys drawn per map, so collisions are
+//! neither likely, about n^2 / 2^129 for n keys, nor predictable from the data) and the offset.
+//! The table has a power-of-two number of slots, probed triangularly (which visits every slot),
+//! and holds keys in at most 90% of them (Kafka's load factor). It starts small and doubles as
+//! keys come, up to the largest table within the buffer (while it doubles, the old table and the
+//! new one are both alive: 1.5 times the final table); past that `put` reports `Full` and the
+//! cleaner cleans the prefix it mapped.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -15,6 +17,8 @@ use std::hash::BuildHasher;
 pub(crate) const SLOT_BYTES: u64 = 24;
 /// Marks a free slot: offsets are below `i64::MAX`.
 const FREE: u64 = u64::MAX;
+/// Slots of a new table (24 KiB).
+const INITIAL_SLOTS: usize = 1024;
 
 #[derive(Debug, Clone, Copy)]
 struct Slot {
@@ -35,34 +39,26 @@ pub(crate) struct OffsetMap {
     slots: Vec<Slot>,
     /// Keys held.
     used: usize,
-    /// Keys the map takes before it reports `Full` (90% of the slots).
+    /// Keys the table takes before it doubles, or the map reports `Full` (90% of the slots).
     max_used: usize,
+    /// The most slots the buffer holds.
+    max_slots: usize,
     seeds: [RandomState; 2],
 }
 
 impl OffsetMap {
-    /// A map for up to `keys_wanted` keys, within `buffer_bytes`: the table is the smaller of
-    /// what the keys need and what the buffer holds, so a small dirty section allocates little.
-    pub(crate) fn new(buffer_bytes: u64, keys_wanted: u64) -> OffsetMap {
-        let by_buffer = prev_power_of_two((buffer_bytes / SLOT_BYTES).max(2));
-        let by_keys = (keys_wanted.saturating_mul(10) / 9 + 1)
-            .max(2)
-            .checked_next_power_of_two()
-            .unwrap_or(u64::MAX);
-        let slots = by_buffer.min(by_keys) as usize;
-        let max_used = (slots * 9 / 10).clamp(1, slots - 1);
-        OffsetMap {
-            slots: vec![
-                Slot {
-                    hash: [0; 2],
-                    offset: FREE,
-                };
-                slots
-            ],
+    /// An empty map whose table may grow to `buffer_bytes`.
+    pub(crate) fn new(buffer_bytes: u64) -> OffsetMap {
+        let max_slots = prev_power_of_two((buffer_bytes / SLOT_BYTES).max(2)) as usize;
+        let mut map = OffsetMap {
+            slots: Vec::new(),
             used: 0,
-            max_used,
+            max_used: 0,
+            max_slots,
             seeds: [RandomState::new(), RandomState::new()],
-        }
+        };
+        map.resize(max_slots.min(INITIAL_SLOTS));
+        map
     }
 
     pub(crate) fn hash(&self, key: &[u8]) -> KeyHash {
@@ -76,17 +72,34 @@ impl OffsetMap {
     /// `Full` when the key is new and the map holds its maximum; nothing changes then.
     pub(crate) fn put(&mut self, hash: KeyHash, offset: u64) -> Result<(), Full> {
         debug_assert_ne!(offset, FREE);
-        let at = self.find(hash);
-        let slot = &mut self.slots[at];
-        if slot.offset == FREE {
+        let mut at = self.find(hash);
+        if self.slots[at].offset == FREE {
             if self.used == self.max_used {
-                return Err(Full);
+                if self.slots.len() == self.max_slots {
+                    return Err(Full);
+                }
+                self.resize(self.slots.len() * 2);
+                at = self.find(hash);
             }
             self.used += 1;
-            slot.hash = hash.0;
+            self.slots[at].hash = hash.0;
         }
-        slot.offset = offset;
+        self.slots[at].offset = offset;
         Ok(())
+    }
+
+    /// Moves the keys to a table of `slots` slots.
+    fn resize(&mut self, slots: usize) {
+        let free = Slot {
+            hash: [0; 2],
+            offset: FREE,
+        };
+        let old = std::mem::replace(&mut self.slots, vec![free; slots]);
+        self.max_used = (slots * 9 / 10).clamp(1, slots - 1);
+        for slot in old.into_iter().filter(|slot| slot.offset != FREE) {
+            let at = self.find(KeyHash(slot.hash));
+            self.slots[at] = slot;
+        }
     }
 
     /// The latest offset put for the key, if any.
@@ -131,16 +144,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keeps_the_latest_offset_per_key() {
-        let mut map = OffsetMap::new(1 << 20, 100);
-        for offset in 0..300u64 {
-            let key = format!("key-{}", offset % 100);
+    fn keeps_the_latest_offset_per_key_as_it_grows() {
+        let mut map = OffsetMap::new(1 << 20);
+        assert_eq!(map.size_bytes(), INITIAL_SLOTS as u64 * SLOT_BYTES);
+        for offset in 0..30_000u64 {
+            let key = format!("key-{}", offset % 10_000);
             map.put(map.hash(key.as_bytes()), offset).unwrap();
         }
-        assert_eq!(map.len(), 100);
-        for k in 0..100u64 {
+        assert_eq!(map.len(), 10_000);
+        assert_eq!(
+            map.size_bytes(),
+            16_384 * SLOT_BYTES,
+            "doubled to fit 10,000 keys"
+        );
+        for k in 0..10_000u64 {
             let key = format!("key-{k}");
-            assert_eq!(map.get(map.hash(key.as_bytes())), Some(200 + k));
+            assert_eq!(map.get(map.hash(key.as_bytes())), Some(20_000 + k));
         }
         assert_eq!(map.get(map.hash(b"absent")), None);
     }
@@ -148,7 +167,7 @@ mod tests {
     #[test]
     fn is_bounded_by_the_buffer_and_reports_full() {
         let buffer_bytes = 1024;
-        let mut map = OffsetMap::new(buffer_bytes, 1_000_000);
+        let mut map = OffsetMap::new(buffer_bytes);
         assert!(map.size_bytes() <= buffer_bytes);
         let mut added = 0;
         for offset in 0..1_000u64 {
@@ -163,16 +182,9 @@ mod tests {
             32 * 9 / 10,
             "42 slots fit 1 KiB; 32 is the power of two below"
         );
+        assert!(map.size_bytes() <= buffer_bytes);
         // A full map still updates keys it holds.
         map.put(map.hash(&0u64.to_be_bytes()), 5_000).unwrap();
         assert_eq!(map.get(map.hash(&0u64.to_be_bytes())), Some(5_000));
-    }
-
-    #[test]
-    fn is_sized_by_the_keys_wanted_when_fewer() {
-        let map = OffsetMap::new(128 << 20, 10);
-        assert_eq!(map.size_bytes(), 16 * SLOT_BYTES);
-        let map = OffsetMap::new(128 << 20, 0);
-        assert_eq!(map.size_bytes(), 2 * SLOT_BYTES);
     }
 }
