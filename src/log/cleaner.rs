@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::log::{Log, SegmentList};
-use super::offset_map::OffsetMap;
+use super::offset_map::{KeyHash, OffsetMap};
 use super::recovery::write_offset_checkpoint;
 use super::segment::Segment;
 use super::swap::{abandon_pass, remove_leftovers, CleanedSegment, CleanedWriter};
@@ -295,7 +295,7 @@ impl Log {
         let replaced = &plan.segments[..rewritten];
         let mut out = CleanedWriter::new(&self.dir, &self.config, replaced[0].base_offset)?;
         let mut horizon = TombstoneHorizon::None;
-        let mut scratch = Vec::new();
+        let mut scratch = Scratch::default();
         for segment in replaced {
             for_each_batch(segment, 0, |position, batch| {
                 let read = batch.as_bytes().len() as u64;
@@ -372,6 +372,14 @@ impl Log {
     }
 }
 
+/// Buffers a pass reuses from batch to batch.
+#[derive(Default)]
+struct Scratch {
+    hashes: Vec<KeyHash>,
+    /// A rewritten batch.
+    batch: Vec<u8>,
+}
+
 /// What one pass decides by.
 struct Pass {
     map: OffsetMap,
@@ -391,7 +399,7 @@ impl Pass {
         &self,
         batch: &RecordBatch,
         out: &mut CleanedWriter<'_>,
-        scratch: &mut Vec<u8>,
+        scratch: &mut Scratch,
         stats: &mut CleanStats,
         corrupt: impl FnOnce(String) -> LogError,
     ) -> Result<Option<i64>, LogError> {
@@ -413,13 +421,26 @@ impl Pass {
                 .then_some(self.delete_horizon_ms),
             keep_empty: header.has_producer_id() && self.producers.is_last(header),
         };
-        scratch.clear();
-        let result = filter_batch(batch, options, scratch, |record| self.keeps(record, header))
-            .map_err(|error| corrupt(error.to_string()))?;
+        let mut hashes = std::mem::take(&mut scratch.hashes);
+        if let Err(reason) = self.hash_keys(batch, &mut hashes) {
+            return Err(corrupt(reason));
+        }
+        let mut next_hash = hashes.iter().copied();
+        let rewritten = &mut scratch.batch;
+        rewritten.clear();
+        let result = filter_batch(batch, options, rewritten, |record| {
+            // The filter walks the records `hash_keys` walked, in the same order.
+            let hash = self
+                .looks_up(record)
+                .then(|| next_hash.next().expect("a hash for each record looked up"));
+            self.keeps(record, header, hash)
+        });
+        scratch.hashes = hashes;
+        let result = result.map_err(|error| corrupt(error.to_string()))?;
         count(stats, &result);
         let (written, bytes) = match result.filtered {
             Filtered::Unchanged => (*header, &batch.as_bytes()[..]),
-            Filtered::Rewritten(new_header) => (new_header, &scratch[..]),
+            Filtered::Rewritten(new_header) => (new_header, &scratch.batch[..]),
             Filtered::Dropped => return Ok(None),
         };
         out.write(&written, bytes)?;
@@ -427,25 +448,37 @@ impl Pass {
         Ok(kept_horizon.then_some(written.base_timestamp))
     }
 
-    fn keeps(&self, record: &Record, header: &BatchHeader) -> bool {
-        let offset = record.offset as u64;
-        let Some(key) = record.key.as_deref() else {
+    /// Whether `record` stays; `hash` is its key's, for a keyed record below `end`.
+    fn keeps(&self, record: &Record, header: &BatchHeader, hash: Option<KeyHash>) -> bool {
+        let Some(hash) = hash else {
             return true;
         };
-        if offset >= self.end {
-            return true;
-        }
-        if self
-            .map
-            .get(self.map.hash(key))
-            .is_some_and(|latest| offset < latest)
-        {
+        let offset = record.offset as u64;
+        if self.map.get(hash).is_some_and(|latest| offset < latest) {
             return false;
         }
         let expired_tombstone = record.value.is_none()
             && header.attributes.has_delete_horizon
             && header.base_timestamp <= self.now_ms;
         !expired_tombstone
+    }
+
+    /// Whether the pass looks `record` up: a keyed record below `end`.
+    fn looks_up(&self, record: &Record) -> bool {
+        record.key.is_some() && (record.offset as u64) < self.end
+    }
+
+    /// The key hashes of the records the pass looks up, in order, with their slots warmed.
+    fn hash_keys(&self, batch: &RecordBatch, hashes: &mut Vec<KeyHash>) -> Result<(), String> {
+        hashes.clear();
+        for record in batch.records().map_err(|error| error.to_string())? {
+            let record = record.map_err(|error| error.to_string())?;
+            if let (true, Some(key)) = (self.looks_up(&record), record.key.as_deref()) {
+                hashes.push(self.map.hash(key));
+            }
+        }
+        std::hint::black_box(self.map.warm(hashes.iter()));
+        Ok(())
     }
 }
 
@@ -507,6 +540,7 @@ fn build_map(
     let first = cleanable
         .partition_point(|segment| segment.base_offset <= plan.first_dirty)
         .saturating_sub(1);
+    let mut keyed = Vec::new();
     for segment in &cleanable[first..] {
         if segment.next_offset() <= plan.first_dirty {
             continue;
@@ -517,10 +551,12 @@ fn build_map(
         let stopped = for_each_batch(segment, start, |position, batch| {
             throttle.account(batch.as_bytes().len() as u64);
             stats.bytes_read += batch.as_bytes().len() as u64;
-            map_batch(map, &batch, plan.first_dirty).map_err(|reason| LogError::Corrupt {
-                path: segment.path.clone(),
-                position,
-                reason,
+            map_batch(map, &batch, plan.first_dirty, &mut keyed).map_err(|reason| {
+                LogError::Corrupt {
+                    path: segment.path.clone(),
+                    position,
+                    reason,
+                }
             })
         })?;
         if let Some(end) = stopped {
@@ -537,6 +573,7 @@ fn map_batch(
     map: &mut OffsetMap,
     batch: &RecordBatch,
     first_dirty: u64,
+    keyed: &mut Vec<(KeyHash, u64)>,
 ) -> Result<ControlFlow<u64>, String> {
     let attributes = batch.header().attributes;
     if attributes.is_control
@@ -545,13 +582,17 @@ fn map_batch(
     {
         return Ok(ControlFlow::Continue(()));
     }
+    keyed.clear();
     for record in batch.records().map_err(|error| error.to_string())? {
         let record = record.map_err(|error| error.to_string())?;
         let offset = record.offset as u64;
-        let Some(key) = record.key.as_deref() else {
-            continue;
-        };
-        if offset >= first_dirty && map.put(map.hash(key), offset).is_err() {
+        if let (true, Some(key)) = (offset >= first_dirty, record.key.as_deref()) {
+            keyed.push((map.hash(key), offset));
+        }
+    }
+    std::hint::black_box(map.warm(keyed.iter().map(|(hash, _)| hash)));
+    for &(hash, offset) in keyed.iter() {
+        if map.put(hash, offset).is_err() {
             return Ok(ControlFlow::Break(offset));
         }
     }
