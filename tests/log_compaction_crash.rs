@@ -9,8 +9,8 @@ use std::sync::{Arc, Barrier};
 
 use logbus::clock::{Clock, ManualClock};
 use logbus::log::{
-    CleanOutcome, CleanStep, Log, LogConfig, LogError, NewRecord, CLEANER_SWAP_MANIFEST,
-    RECOVERY_POINT_CHECKPOINT,
+    CleanOutcome, CleanStep, Log, LogConfig, LogError, NewRecord, CLEANER_CHECKPOINT,
+    CLEANER_SWAP_MANIFEST, RECOVERY_POINT_CHECKPOINT,
 };
 
 #[path = "support/compaction.rs"]
@@ -347,6 +347,34 @@ fn a_malformed_manifest_is_a_corrupt_error() {
         );
         fs::write(&log_file, saved).unwrap();
     }
+}
+
+#[test]
+fn a_malformed_cleaner_checkpoint_is_a_corrupt_error() {
+    let root = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(START_MS);
+    let (dir, records) = damaged_dir(root.path(), &clock);
+    let path = dir.join(CLEANER_CHECKPOINT);
+    let good = fs::read(&path).unwrap();
+    for text in [
+        &b"0\n1\ncompacted 0 x\n"[..],
+        b"\xff",
+        b"0\n2\ncompacted 0 5\n",
+    ] {
+        fs::write(&path, text).unwrap();
+        let opened = Log::open_with_clock(&dir, config(1 << 20), Arc::new(clock.clone()));
+        assert!(
+            matches!(opened, Err(LogError::Corrupt { .. })),
+            "{opened:?}"
+        );
+    }
+    // Past the log end: not trusted, the whole log counts as dirty.
+    fs::write(&path, "0\n1\ncompacted 0 999999\n").unwrap();
+    let log = open(&dir, config(1 << 20), &clock);
+    assert_eq!(log.first_dirty_offset(), 0);
+    drop(log);
+    fs::write(&path, good).unwrap();
+    assert_eq!(read_all(&open(&dir, config(1 << 20), &clock)).0, records);
 }
 
 /// A committed swap whose new log file was then torn (the manifest says it is in place): opening

@@ -72,11 +72,13 @@ pub(crate) fn open(dir: &Path, config: LogConfig, clock: Arc<dyn Clock>) -> Resu
         .unwrap_or(first_base)
         .max(first_base)
         .min(log_end);
-    // A truncation lowers the cleaner checkpoint before it cuts; kept above the log end it would
-    // call offsets appended later clean.
+    // A truncation lowers the cleaner checkpoint before it cuts, and recovery never cuts below
+    // a cleaned segment, so one past the log end is not to be trusted: calling offsets clean
+    // that were never compacted could let a tombstone expire over older values of its key. The
+    // whole log counts as dirty instead (the next pass maps it all).
     let cleaner_checkpoint = read_offset_checkpoint(dir, CLEANER_CHECKPOINT, &name)?
-        .unwrap_or(0)
-        .min(log_end);
+        .filter(|&checkpoint| checkpoint <= log_end)
+        .unwrap_or(0);
     let mut epochs = EpochCache::load(dir)?;
     epochs.truncate_from_end(log_end)?;
     epochs.truncate_from_start(log_start)?;
