@@ -4,7 +4,8 @@
 //! `.log` (record batches back to back), `.index` (sparse offset index) and `.timeindex` (sparse
 //! time index); plus `leader-epoch-checkpoint`, `recovery-point-offset-checkpoint`,
 //! `log-start-offset-checkpoint`, `cleaner-offset-checkpoint` (compacted logs), a clean-shutdown
-//! marker and a `.lock` file.
+//! marker and a `.lock` file. While a compaction pass swaps segments in, `.cleaned` and `.swap`
+//! segment files and a `cleaner-swap-manifest` come and go (the protocol is in `swap.rs`).
 //!
 //! One writer appends (serialized by a lock inside [`Log`]); readers get whole batches as
 //! zero-copy [`bytes::Bytes`] over memory-mapped segments and are only ever blocked by the brief
