@@ -7,7 +7,7 @@
 //! LOGBUS_BENCH_BIG=1 cargo bench --bench log   # the big log is 10 GiB (check `df -h` first)
 //! LOGBUS_BENCH_DIR=/path cargo bench --bench log   # where the logs go (default: temp dir)
 //! LOGBUS_BENCH_ONLY=append,random cargo bench --bench log   # some cases only
-//!                                              # (append, read, recovery, random)
+//!                                              # (append, read, recovery, random, compaction)
 //! ```
 //!
 //! Every case is warmed up first: on this VM memory untouched for ~2 s is handed back to the host
@@ -19,7 +19,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use logbus::log::{Log, LogConfig, NewRecord, CLEAN_SHUTDOWN_FILE, RECOVERY_POINT_CHECKPOINT};
+use logbus::log::{
+    CleanOutcome, CleanupPolicy, DirtyRatio, Log, LogConfig, NewRecord, CLEAN_SHUTDOWN_FILE,
+    RECOVERY_POINT_CHECKPOINT,
+};
 use logbus::record::{
     stamp_offset_and_epoch, validate, BatchBuilder, BatchSpec, Batches, RecordBatch,
     LOG_OVERHEAD_BYTES,
@@ -68,6 +71,11 @@ fn main() {
     }
     if selected("random") {
         random_read_case(root.path(), big_log_bytes(), &mut table);
+    }
+    if selected("compaction") {
+        for keys in [COMPACTION_FEW_KEYS, COMPACTION_UNIQUE_KEYS] {
+            compaction_case(root.path(), keys, &mut table);
+        }
     }
     table.print();
 }
@@ -637,6 +645,140 @@ fn recovery_case(parent: &Path, table: &mut Table) {
         format!("{clean:.1} ms"),
         format!("{unclean:.0} ms unclean"),
         format!("{:.0}x faster", unclean / clean),
+        "-",
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// e. Compaction
+// ---------------------------------------------------------------------------------------------
+
+/// Bytes of the log a pass cleans (all but its last, active, segment).
+const COMPACTION_BYTES: usize = 256 * MIB;
+const COMPACTION_SEGMENT_BYTES: u32 = 32 << 20;
+/// Distinct keys of the first figure: each key written about 23 times, so a pass keeps ~4%.
+const COMPACTION_FEW_KEYS: u64 = 100_000;
+/// The second figure: every key once, so a pass keeps everything (its worst case).
+const COMPACTION_UNIQUE_KEYS: u64 = u64::MAX;
+const COMPACTION_BATCH_RECORDS: u64 = 10;
+
+fn compaction_config() -> LogConfig {
+    LogConfig {
+        retention_ms: None,
+        segment_bytes: COMPACTION_SEGMENT_BYTES,
+        cleanup_policy: CleanupPolicy::Compact,
+        min_cleanable_dirty_ratio: DirtyRatio::new(0.0).expect("a ratio"),
+        ..LogConfig::default()
+    }
+}
+
+/// Writes a compacted log of `COMPACTION_BYTES` and a bit more (the active segment) at
+/// `<parent>/bench-0`: batches of 10 records of 100 bytes under 8-byte keys cycling over `keys`.
+fn build_compaction_log(parent: &Path, keys: u64) -> PathBuf {
+    let dir = parent.join(DIR_NAME);
+    let log = Log::open(&dir, compaction_config()).expect("the compaction log opens");
+    let value = value();
+    let mut offset = 0u64;
+    while log.size_bytes() < (COMPACTION_BYTES + COMPACTION_SEGMENT_BYTES as usize / 2) as u64 {
+        let keys: Vec<[u8; 8]> = (offset..offset + COMPACTION_BATCH_RECORDS)
+            .map(|i| (i % keys).to_be_bytes())
+            .collect();
+        let records: Vec<NewRecord<'_>> = keys
+            .iter()
+            .map(|key| NewRecord {
+                timestamp: BASE_TIMESTAMP,
+                key: Some(key),
+                value: Some(&value),
+                headers: &[],
+            })
+            .collect();
+        log.append_records(&records, 0).expect("a keyed append");
+        offset += COMPACTION_BATCH_RECORDS;
+    }
+    log.close().expect("the compaction log closes");
+    dir
+}
+
+fn copy_log(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("the copy's directory");
+    for entry in std::fs::read_dir(from).expect("the template log") {
+        let path = entry.expect("a directory entry").path();
+        let name = path.file_name().expect("a file name");
+        if path.is_file() && name != logbus::log::LOCK_FILE {
+            std::fs::copy(&path, to.join(name)).expect("a copied file");
+        }
+    }
+}
+
+/// The sealed segments' files: what a pass reads.
+fn sealed_segment_files(dir: &Path) -> Vec<PathBuf> {
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("the log directory")
+        .map(|entry| entry.expect("a directory entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "log"))
+        .collect();
+    logs.sort();
+    logs.pop();
+    logs
+}
+
+/// One pass over a fresh copy of the template: (cleanable bytes, bytes kept, pass time, time of
+/// a plain `read()` of the same bytes).
+fn clean_a_copy(template: &Path, run: &Path, buffer: &mut [u8]) -> (u64, u64, Duration, Duration) {
+    let dir = run.join(DIR_NAME);
+    copy_log(template, &dir);
+    let start = Instant::now();
+    let input: usize = sealed_segment_files(&dir)
+        .iter()
+        .map(|path| read_file_sequentially(path, buffer))
+        .sum();
+    let plain = start.elapsed();
+    let log = Log::open(&dir, compaction_config()).expect("the copy opens");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_millis() as i64;
+    let start = Instant::now();
+    let stats = log.clean(now_ms).expect("a cleaning pass");
+    let pass = start.elapsed();
+    assert_eq!(stats.outcome, CleanOutcome::Cleaned);
+    drop(log);
+    remove_log(&dir);
+    (input as u64, stats.bytes_written, pass, plain)
+}
+
+fn compaction_case(root: &Path, keys: u64, table: &mut Table) {
+    let label = if keys == COMPACTION_UNIQUE_KEYS {
+        "every key once".to_owned()
+    } else {
+        format!("{}k keys", keys / 1000)
+    };
+    println!("compaction, {label}");
+    let template_parent = root.join("compaction-template");
+    let template = build_compaction_log(&template_parent, keys);
+    let run = root.join("compaction-run");
+    let mut buffer = vec![0u8; MIB];
+    // Warm-up: one pass and the plain reads, untimed.
+    clean_a_copy(&template, &run, &mut buffer);
+    let (mut cleaned, mut plain) = (Vec::new(), Vec::new());
+    let (mut input, mut kept) = (0, 0);
+    for _ in 0..REPETITIONS {
+        let (bytes, written, pass, read) = clean_a_copy(&template, &run, &mut buffer);
+        (input, kept) = (bytes, written);
+        cleaned.push(bytes as f64 / pass.as_secs_f64() / 1e6);
+        plain.push(bytes as f64 / read.as_secs_f64() / 1e6);
+    }
+    remove_log(&template);
+    let (cleaned, plain) = (median(cleaned), median(plain));
+    table.add(
+        format!(
+            "compaction pass, {} MiB, {label} ({:.0}% kept)",
+            input as usize / MIB,
+            kept as f64 * 100.0 / input as f64
+        ),
+        format!("{cleaned:.0} MB/s"),
+        format!("{plain:.0} MB/s plain read()"),
+        format!("{:.3}", cleaned / plain),
         "-",
     );
 }

@@ -6,7 +6,7 @@
 //!
 //! # Layout
 //! - [`record`]: Kafka's record batch v2 format, pure encode and decode.
-//! - [`log`]: one partition's log on disk: segments, indexes, recovery, retention.
+//! - [`log`]: one partition's log on disk: segments, indexes, recovery, retention, compaction.
 //! - [`coordinator`]: the `Coordinator` trait with ZooKeeper's model and its in-memory
 //!   implementation.
 //!

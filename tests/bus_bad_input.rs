@@ -339,6 +339,7 @@ fn invalid_topic_configurations_are_refused_with_typed_errors() {
         assert!(matches!(
             refused(TopicConfig {
                 cleanup_policy,
+                min_compaction_lag_ms: u64::MAX,
                 ..TopicConfig::default()
             }),
             BrokerError::InvalidConfig(_)

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use logbus::log::{Log, LogConfig, NewRecord};
+use logbus::log::{CleanupPolicy, DirtyRatio, Log, LogConfig, NewRecord};
 use serde_json::Value;
 
 const SEGMENT: &str = "00000000000000000000.log";
@@ -203,6 +203,51 @@ fn verify_passes_a_log_written_by_log_while_open_and_after_close() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// Compacted segments (offset gaps, rewritten batches, a delete horizon, indexes written by the
+/// cleaner) are valid segments to Kafka's tool, and so to this one.
+#[test]
+fn verify_passes_the_segments_of_a_compacted_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 4096,
+        index_interval_bytes: 256,
+        cleanup_policy: CleanupPolicy::Compact,
+        min_cleanable_dirty_ratio: DirtyRatio::new(0.0).unwrap(),
+        ..LogConfig::default()
+    };
+    let log = Log::open(dir.path().join("t-0"), config).unwrap();
+    for i in 0..400u32 {
+        let key = (i % 37).to_be_bytes();
+        let value = vec![b'v'; (i % 50) as usize];
+        let record = NewRecord {
+            timestamp: 1_000 + i64::from(i),
+            key: Some(&key),
+            value: (i % 11 != 0).then_some(&value[..]),
+            headers: &[],
+        };
+        log.append_records(&[record, record], 0).unwrap();
+    }
+    log.roll().unwrap();
+    let stats = log.clean(10_000).unwrap();
+    assert!(stats.records_removed > 0 && stats.segments_replaced > 1);
+    log.close().unwrap();
+    let mut segments = 0;
+    for entry in std::fs::read_dir(dir.path().join("t-0")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|ext| ext == "log") {
+            let output = verify(&path);
+            assert!(
+                output.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            segments += 1;
+        }
+    }
+    assert_eq!(segments, 2, "the cleaned segment and the active one");
 }
 
 #[test]

@@ -618,8 +618,9 @@ impl Broker {
         Ok((id, 0))
     }
 
-    /// Applies retention and timed flushes to every partition now; the maintenance thread calls
-    /// this every `maintenance_interval_ms`. Returns the number of segments deleted.
+    /// Applies retention, timed flushes and compaction (a cleaning pass where one is due) to
+    /// every partition now; the maintenance thread calls this every `maintenance_interval_ms`.
+    /// Returns the number of segments deleted by retention.
     ///
     /// # Errors
     /// The first error a partition reports; the others are still attempted.

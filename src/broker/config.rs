@@ -1,21 +1,10 @@
 //! Topic and broker configuration, named as Kafka names them, and their properties-file form.
 
-use crate::log::{FlushPolicy, LogConfig};
+pub use crate::log::CleanupPolicy;
+use crate::log::{DirtyRatio, FlushPolicy, LogConfig};
 use crate::record::TimestampType;
 
 use super::BrokerError;
-
-/// What happens to old data in a topic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum CleanupPolicy {
-    /// Delete whole old segments by `retention_ms` and `retention_bytes`.
-    #[default]
-    Delete,
-    /// Keep the last record per key. Not built yet: creating such a topic is refused.
-    Compact,
-    /// Both.
-    CompactAndDelete,
-}
 
 /// Per-topic configuration.
 ///
@@ -26,6 +15,8 @@ pub enum CleanupPolicy {
 /// - `segment_bytes`: 1 GiB, `segment_ms`: 7 days
 /// - `max_message_bytes`: 1048588
 /// - `cleanup_policy`: `Delete`
+/// - `delete_retention_ms`: 1 day, `min_cleanable_dirty_ratio`: 0.5, `min_compaction_lag_ms`: 0
+///   (compacted topics; see [`LogConfig`])
 /// - `message_timestamp_type`: `CreateTime`
 /// - `flush`: `FlushPolicy::OsDecides`
 /// - `unclean_leader_election`: false
@@ -40,6 +31,9 @@ pub struct TopicConfig {
     pub segment_ms: u64,
     pub max_message_bytes: u32,
     pub cleanup_policy: CleanupPolicy,
+    pub delete_retention_ms: u64,
+    pub min_cleanable_dirty_ratio: DirtyRatio,
+    pub min_compaction_lag_ms: u64,
     pub message_timestamp_type: TimestampType,
     pub flush: FlushPolicy,
     /// Whether a replica outside the ISR may be elected when no ISR member lives (Kafka's
@@ -60,6 +54,9 @@ impl Default for TopicConfig {
             segment_ms: log.segment_ms,
             max_message_bytes: log.max_message_bytes,
             cleanup_policy: CleanupPolicy::Delete,
+            delete_retention_ms: log.delete_retention_ms,
+            min_cleanable_dirty_ratio: log.min_cleanable_dirty_ratio,
+            min_compaction_lag_ms: log.min_compaction_lag_ms,
             message_timestamp_type: TimestampType::CreateTime,
             flush: FlushPolicy::OsDecides,
             unclean_leader_election: false,
@@ -88,6 +85,10 @@ impl TopicConfig {
             retention_bytes: self.retention_bytes,
             max_message_bytes: self.max_message_bytes,
             flush: self.flush,
+            cleanup_policy: self.cleanup_policy,
+            delete_retention_ms: self.delete_retention_ms,
+            min_cleanable_dirty_ratio: self.min_cleanable_dirty_ratio,
+            min_compaction_lag_ms: self.min_compaction_lag_ms,
             ..LogConfig::default()
         }
     }
@@ -114,13 +115,9 @@ impl TopicConfig {
                 "min_insync_replicas must be between 1 and replication_factor",
             ));
         }
-        if self.cleanup_policy != CleanupPolicy::Delete {
-            return Err(BrokerError::InvalidConfig(
-                "cleanup_policy compact is not built yet (log compaction is a later issue)",
-            ));
-        }
-        self.log_config().validate().map_err(|_| {
-            BrokerError::InvalidConfig("segment_bytes or max_message_bytes out of range")
+        self.log_config().validate().map_err(|error| match error {
+            crate::log::LogError::InvalidConfig(reason) => BrokerError::InvalidConfig(reason),
+            _ => BrokerError::InvalidConfig("invalid log configuration"),
         })
     }
 
@@ -157,6 +154,12 @@ impl TopicConfig {
                     CleanupPolicy::CompactAndDelete => "compact,delete",
                 }
             ),
+            format!("delete.retention.ms={}", self.delete_retention_ms),
+            format!(
+                "min.cleanable.dirty.ratio={}",
+                self.min_cleanable_dirty_ratio
+            ),
+            format!("min.compaction.lag.ms={}", self.min_compaction_lag_ms),
             format!(
                 "message.timestamp.type={}",
                 match self.message_timestamp_type {
@@ -216,6 +219,15 @@ impl TopicConfig {
                         _ => return Err(invalid()),
                     }
                 }
+                "delete.retention.ms" => config.delete_retention_ms = number()?,
+                "min.cleanable.dirty.ratio" => {
+                    config.min_cleanable_dirty_ratio = value
+                        .parse()
+                        .ok()
+                        .and_then(DirtyRatio::new)
+                        .ok_or_else(invalid)?
+                }
+                "min.compaction.lag.ms" => config.min_compaction_lag_ms = number()?,
                 "message.timestamp.type" => {
                     config.message_timestamp_type = match value {
                         "CreateTime" => TimestampType::CreateTime,
@@ -272,6 +284,18 @@ mod tests {
                 flush: FlushPolicy::EveryAppend,
                 ..TopicConfig::default()
             },
+            TopicConfig {
+                cleanup_policy: CleanupPolicy::Compact,
+                delete_retention_ms: 5_000,
+                min_cleanable_dirty_ratio: DirtyRatio::new(0.125).unwrap(),
+                min_compaction_lag_ms: 60_000,
+                ..TopicConfig::default()
+            },
+            TopicConfig {
+                cleanup_policy: CleanupPolicy::CompactAndDelete,
+                min_cleanable_dirty_ratio: DirtyRatio::new(0.0).unwrap(),
+                ..TopicConfig::default()
+            },
         ];
         for config in configs {
             assert_eq!(
@@ -285,6 +309,9 @@ mod tests {
             "nonsense=1",
             "cleanup.policy=maybe",
             "segment.bytes=99999999999",
+            "min.cleanable.dirty.ratio=1.5",
+            "min.cleanable.dirty.ratio=NaN",
+            "delete.retention.ms=-5",
         ] {
             assert!(
                 matches!(
@@ -325,8 +352,18 @@ mod tests {
             cleanup_policy: CleanupPolicy::Compact,
             ..TopicConfig::default()
         };
+        compact.validate(1).unwrap();
+        assert_eq!(
+            compact.log_config().cleanup_policy,
+            CleanupPolicy::Compact,
+            "the log gets the topic's policy"
+        );
+        let forever = TopicConfig {
+            delete_retention_ms: u64::MAX,
+            ..compact
+        };
         assert!(matches!(
-            compact.validate(1),
+            forever.validate(1),
             Err(BrokerError::InvalidConfig(_))
         ));
         TopicConfig::default().validate(1).unwrap();

@@ -37,6 +37,7 @@ impl LocalStore {
             match log
                 .apply_retention()
                 .and_then(|count| log.flush_if_due().map(|()| count))
+                .and_then(|count| log.clean(self.clock.now_ms()).map(|_| count))
             {
                 Ok(count) => deleted += count,
                 Err(error) => {

@@ -38,6 +38,13 @@ pub enum LogError {
     /// A batch given to `append_batch` does not decode or fails its CRC.
     #[error("invalid record batch: {0}")]
     InvalidBatch(#[from] DecodeError),
+    /// A record the log refuses to store (Kafka's `InvalidRecordException`), such as a record
+    /// without a key in a compacted log.
+    #[error("invalid record {record_index} of the batch: {reason}")]
+    InvalidRecord {
+        record_index: usize,
+        reason: &'static str,
+    },
     /// A batch's leader epoch is older than one the log already holds.
     #[error("leader epoch {epoch} is older than the latest epoch {latest_epoch}")]
     StaleLeaderEpoch { epoch: i32, latest_epoch: i32 },

@@ -259,6 +259,16 @@ impl<K: IndexKind> SparseIndex<K> {
         Ok((Self::wrap(entries), file))
     }
 
+    /// A new, empty index at `path` (the cleaner writes its indexes under a temporary name),
+    /// pre-allocated to `capacity_bytes`, and the handle to append with.
+    pub(crate) fn create_at(
+        path: PathBuf,
+        capacity_bytes: usize,
+    ) -> Result<(Self, File), LogError> {
+        let (entries, file) = EntryFile::create(path, K::ENTRY_BYTES, capacity_bytes)?;
+        Ok((Self::wrap(entries), file))
+    }
+
     /// The existing index of a sealed segment, mapped on first use; `None` when it is missing
     /// or not a whole number of entries.
     pub(crate) fn open_sealed(dir: &Path, base_offset: u64) -> Option<Self> {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
+use super::cleaner::CleanerState;
 use super::epoch::{EpochCache, EpochEntry};
 use super::lock::DirLock;
 use super::name::PartitionName;
@@ -75,6 +76,8 @@ pub struct Log {
     pub(crate) log_start_offset: AtomicU64,
     /// Guards all writes, the active segment's files and the flush state.
     pub(crate) writer: Mutex<Writer>,
+    /// Held for a whole cleaning pass (one at a time); taken before `writer`, never after.
+    pub(crate) cleaner: Mutex<CleanerState>,
     pub(crate) closed: AtomicBool,
     /// Whether the last close before this open was clean (the marker was there).
     pub(crate) opened_clean: bool,
@@ -92,6 +95,9 @@ pub(crate) struct Writer {
     pub flush: FlushState,
     /// Reused buffer for stamping ready-made batches.
     pub scratch: Vec<u8>,
+    /// The cleaner checkpoint: offsets below it are compacted. Lowered by a truncation below it
+    /// (before the truncation, on disk), raised by a cleaning pass.
+    pub cleaner_checkpoint: u64,
 }
 
 #[derive(Debug)]
@@ -195,13 +201,19 @@ impl Log {
     /// Encodes `records` into one batch at the log end, stamped with `leader_epoch`, and appends it.
     ///
     /// # Errors
-    /// `InvalidBatch` when `records` is empty, `RecordTooLarge` above `max_message_bytes`,
-    /// `StaleLeaderEpoch`, `FlushFailed` after a failed fsync, `Closed`, `Io`.
+    /// `InvalidBatch` when `records` is empty, `InvalidRecord` for a record without a key in a
+    /// compacted log, `RecordTooLarge` above `max_message_bytes`, `StaleLeaderEpoch`,
+    /// `FlushFailed` after a failed fsync, `Closed`, `Io`.
     pub fn append_records(
         &self,
         records: &[NewRecord<'_>],
         leader_epoch: i32,
     ) -> Result<AppendInfo, LogError> {
+        if self.config.cleanup_policy.compacts() {
+            if let Some(record_index) = records.iter().position(|record| record.key.is_none()) {
+                return Err(missing_key(record_index));
+            }
+        }
         let mut writer = self.writer.lock();
         let spec = BatchSpec {
             base_offset: self.log_end_offset() as i64,
@@ -224,13 +236,17 @@ impl Log {
     ///
     /// # Errors
     /// As [`Log::append_records`]; `InvalidBatch` when the batch holds no records or its record
-    /// count does not match the offsets it spans.
+    /// count does not match the offsets it spans, or (in a compacted log, which must read every
+    /// key) when its records are compressed or do not decode.
     pub fn append_batch(
         &self,
         batch: &RecordBatch,
         leader_epoch: i32,
     ) -> Result<AppendInfo, LogError> {
         check_one_record_per_offset(batch.header())?;
+        if self.config.cleanup_policy.compacts() {
+            check_keys(batch)?;
+        }
         let mut writer = self.writer.lock();
         let base_offset = self.log_end_offset() as i64;
         let mut scratch = std::mem::take(&mut writer.scratch);
@@ -407,6 +423,25 @@ fn check_one_record_per_offset(header: &BatchHeader) -> Result<(), LogError> {
             field: "records_count",
             value: count,
         }));
+    }
+    Ok(())
+}
+
+/// Kafka refuses a record without a key in a compacted topic (`InvalidRecordException`): the
+/// cleaner keeps the latest record per key, and a keyless record has none.
+fn missing_key(record_index: usize) -> LogError {
+    LogError::InvalidRecord {
+        record_index,
+        reason: "a compacted log takes only records with a key",
+    }
+}
+
+/// Checks that every record of a batch bound for a compacted log has a key.
+fn check_keys(batch: &RecordBatch) -> Result<(), LogError> {
+    for (record_index, record) in batch.records()?.enumerate() {
+        if record?.key.is_none() {
+            return Err(missing_key(record_index));
+        }
     }
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::checkpoint::sync_dir;
+use super::cleaner::CLEANER_CHECKPOINT;
 use super::index::{remove_if_exists, OffsetIndex, TimeIndex};
 use super::log::{Log, Writer};
 use super::recovery::{
@@ -197,8 +198,9 @@ impl Log {
         Ok(())
     }
 
-    /// Deletes whole sealed segments that are past `retention_ms`, beyond `retention_bytes`, or
-    /// below the log start offset. The active segment is never deleted. Returns how many went.
+    /// Deletes whole sealed segments that are past `retention_ms`, beyond `retention_bytes` (both
+    /// only when the cleanup policy deletes), or below the log start offset. The active segment
+    /// is never deleted. Returns how many went.
     ///
     /// # Errors
     /// `Closed`, `Io`.
@@ -215,11 +217,17 @@ impl Log {
             .enumerate()
             .take_while(|(i, _)| segments[i + 1].base_offset <= log_start)
             .count();
-        let expired = match self.config.retention_ms {
+        let deletes = self.config.cleanup_policy.deletes();
+        let expired = match self.config.retention_ms.filter(|_| deletes) {
             Some(retention_ms) => {
                 let cutoff = self.clock.now_ms().saturating_sub(retention_ms as i64);
                 let mut count = 0;
                 for segment in sealed {
+                    // A segment compaction emptied holds nothing to wait for.
+                    if segment.is_empty() {
+                        count += 1;
+                        continue;
+                    }
                     let max_timestamp = segment.max_timestamp()?;
                     if max_timestamp == NO_TIMESTAMP || max_timestamp >= cutoff {
                         break;
@@ -230,7 +238,7 @@ impl Log {
             }
             None => 0,
         };
-        let oversize = match self.config.retention_bytes {
+        let oversize = match self.config.retention_bytes.filter(|_| deletes) {
             Some(limit) => {
                 let mut total: u64 = segments.iter().map(|segment| segment.size()).sum();
                 sealed
@@ -335,16 +343,25 @@ impl Log {
         let segments = self.snapshot();
         let cut_at = segments.partition_point(|segment| segment.base_offset <= offset) - 1;
         let cut = &segments[cut_at];
+        // The batch found holds `offset`, or starts after it when compaction left a gap there:
+        // the new end is then `offset` itself, not that batch's base (a follower resuming there
+        // would skip the leader's records in the gap).
         let (position, new_end) = match cut.find_batch(offset)? {
-            Some((position, header)) => {
-                (position, (header.base_offset as u64).max(cut.base_offset))
-            }
+            Some((position, header)) => (
+                position,
+                (header.base_offset as u64).max(cut.base_offset).min(offset),
+            ),
             None => (cut.size(), offset),
         };
         // Lower the recovery point first, so a crash mid-truncation rescans instead of calling
         // the cut tail corruption.
         writer.flush.recovery_point = writer.flush.recovery_point.min(new_end);
         self.write_recovery_checkpoint(&mut writer)?;
+        // And the cleaner checkpoint: offsets appended again after `new_end` are dirty.
+        if writer.cleaner_checkpoint > new_end {
+            write_offset_checkpoint(&self.dir, CLEANER_CHECKPOINT, &self.name, new_end)?;
+            writer.cleaner_checkpoint = new_end;
+        }
         // The cut segment's files are replaced and the later ones unlinked: map them first.
         for replaced in &segments[cut_at..] {
             map_before_unlink(replaced);
@@ -520,7 +537,7 @@ fn find_timestamp_in(
 /// `offset_for_timestamp` with `delete_records_before`), or mapped the replacement. Mapped before
 /// the unlink, they stay readable until the last reader lets go. Best effort: a file that cannot
 /// be mapped now could not be read later either.
-fn map_before_unlink(segment: &Segment) {
+pub(crate) fn map_before_unlink(segment: &Segment) {
     let _ = segment.published();
     let _ = segment
         .index

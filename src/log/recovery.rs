@@ -15,6 +15,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use super::checkpoint::{format_entries, parse_entries, sync_dir, write_atomic};
+use super::cleaner::{CleanerState, CLEANER_CHECKPOINT};
 use super::epoch::EpochCache;
 use super::index::{remove_if_exists, OffsetIndex, TimeIndex, TIME_ENTRY_BYTES};
 use super::lock::DirLock;
@@ -23,6 +24,7 @@ use super::maintenance::remove_segment_files;
 use super::mmap::Mapping;
 use super::name::PartitionName;
 use super::segment::{log_path, ActiveFiles, Fresh, IndexTarget, Indexer, Segment, NO_TIMESTAMP};
+use super::swap::finish_interrupted_swap;
 use super::{LogConfig, LogError};
 use crate::clock::Clock;
 use crate::record::{validate, BatchHeader};
@@ -51,6 +53,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig, clock: Arc<dyn Clock>) -> Resu
         _ => LogError::io(dir)(error),
     })?;
     let clean = dir.join(CLEAN_SHUTDOWN_FILE).exists();
+    finish_interrupted_swap(dir)?;
     let bases = clean_up_and_list(dir)?;
     let recovery_point =
         read_offset_checkpoint(dir, RECOVERY_POINT_CHECKPOINT, &name)?.unwrap_or(0);
@@ -69,6 +72,13 @@ pub(crate) fn open(dir: &Path, config: LogConfig, clock: Arc<dyn Clock>) -> Resu
         .unwrap_or(first_base)
         .max(first_base)
         .min(log_end);
+    // A truncation lowers the cleaner checkpoint before it cuts, and recovery never cuts below
+    // a cleaned segment, so one past the log end is not to be trusted: calling offsets clean
+    // that were never compacted could let a tombstone expire over older values of its key. The
+    // whole log counts as dirty instead (the next pass maps it all).
+    let cleaner_checkpoint = read_offset_checkpoint(dir, CLEANER_CHECKPOINT, &name)?
+        .filter(|&checkpoint| checkpoint <= log_end)
+        .unwrap_or(0);
     let mut epochs = EpochCache::load(dir)?;
     epochs.truncate_from_end(log_end)?;
     epochs.truncate_from_start(log_start)?;
@@ -107,6 +117,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig, clock: Arc<dyn Clock>) -> Resu
             durable_bytes: active_durable_bytes,
         },
         scratch: Vec::new(),
+        cleaner_checkpoint,
     };
     Ok(Log {
         dir: dir.to_owned(),
@@ -116,6 +127,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig, clock: Arc<dyn Clock>) -> Resu
         segments: RwLock::new(Arc::new(segments)),
         log_start_offset: AtomicU64::new(log_start),
         writer: Mutex::new(writer),
+        cleaner: Mutex::new(CleanerState::default()),
         closed: AtomicBool::new(false),
         opened_clean: clean,
         _lock: lock,
@@ -213,7 +225,9 @@ fn load_segments(
             // A sealed segment ends where the next one starts (a roll starts the next segment at
             // the log end). One that ends earlier was cut by a `truncate_to` that crashed before
             // unlinking the later segments: they were truncated away, and kept they came back
-            // after a hole of missing offsets.
+            // after a hole of missing offsets. (A compacted segment may end early too, its last
+            // records removed, but the cleaner keeps the recovery point past every segment it
+            // writes, so none is checked here unless a truncation reached into it.)
             if scan.torn || scan.next_offset < next_base {
                 // The tail after the recovery point is cut here; later segments were never flushed.
                 for &later in &bases[i + 1..] {

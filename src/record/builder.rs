@@ -232,7 +232,7 @@ fn put_nullable(out: &mut Vec<u8>, field: Option<&[u8]>) {
 
 /// Writes every header field except the CRC (left as given) into `out`, which is exactly
 /// [`BATCH_HEADER_BYTES`] long.
-fn write_header(out: &mut [u8], header: &BatchHeader) {
+pub(super) fn write_header(out: &mut [u8], header: &BatchHeader) {
     let mut at = 0;
     let mut put = |bytes: &[u8]| {
         out[at..at + bytes.len()].copy_from_slice(bytes);

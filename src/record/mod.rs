@@ -8,6 +8,7 @@
 mod batch;
 mod builder;
 mod error;
+mod filter;
 mod records;
 mod varint;
 
@@ -17,4 +18,5 @@ pub use batch::{
 };
 pub use builder::{record_bytes_bound, BatchBuilder, BatchSpec};
 pub use error::DecodeError;
+pub(crate) use filter::{filter_batch, FilterOptions, FilterResult, Filtered};
 pub use records::{Header, Headers, HeadersIter, Record, Records};

@@ -158,6 +158,12 @@ impl Records {
         }
     }
 
+    /// Where the next record starts, from the start of the records section (after the batch
+    /// header). After `next` yields a record, this is where that record ended.
+    pub(crate) fn position(&self) -> usize {
+        self.position
+    }
+
     fn decode_next(&mut self) -> Result<Record, DecodeError> {
         let mut reader = Reader::new(&self.bytes[self.position..]);
         let length = reader.varint()?;
