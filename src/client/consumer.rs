@@ -8,31 +8,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::broker::{Broker, BrokerError};
+pub use crate::group::TopicPartition;
 use crate::log::LogError;
 use crate::partition::{Notifier, PartitionError, Replica};
 use crate::record::{DecodeError, Headers, TimestampType};
-
-/// A topic and partition.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TopicPartition {
-    pub topic: String,
-    pub partition: u32,
-}
-
-impl TopicPartition {
-    pub fn new(topic: impl Into<String>, partition: u32) -> Self {
-        TopicPartition {
-            topic: topic.into(),
-            partition,
-        }
-    }
-}
-
-impl std::fmt::Display for TopicPartition {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}-{}", self.topic, self.partition)
-    }
-}
 
 /// Where to start when a partition has no valid position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
