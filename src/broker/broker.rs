@@ -78,6 +78,8 @@ pub(crate) struct BrokerInner {
     admin: Mutex<()>,
     producer_ids: Mutex<ProducerIdBlock>,
     maintenance: Arc<Maintenance>,
+    /// The group coordinator, made on first use (see `groups.rs`).
+    pub(super) groups: Mutex<Option<Arc<crate::group::BlockingCoordinator>>>,
     _lock: DirLock,
 }
 
@@ -163,6 +165,7 @@ impl Broker {
                 end: first_id + PRODUCER_ID_BLOCK,
             }),
             maintenance: Arc::new(Maintenance::default()),
+            groups: Mutex::new(None),
             _lock: lock,
         });
         if let Some(interval_ms) = config.maintenance_interval_ms {
@@ -200,6 +203,16 @@ impl Broker {
     pub fn create_topic(&self, name: &str, config: TopicConfig) -> Result<Topic, BrokerError> {
         validate_topic_name(name)?;
         config.validate(1)?;
+        self.create_validated_topic(name, config)
+    }
+
+    /// Creates a topic whose name and configuration the caller has checked (internal topics
+    /// use settings `TopicConfig::validate` refuses to users).
+    pub(super) fn create_validated_topic(
+        &self,
+        name: &str,
+        config: TopicConfig,
+    ) -> Result<Topic, BrokerError> {
         let _admin = self.inner.admin.lock();
         if self.inner.topics.read().contains_key(name) {
             return Err(BrokerError::TopicExists {

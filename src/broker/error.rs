@@ -41,6 +41,8 @@ pub enum BrokerError {
     Log(#[from] LogError),
     #[error(transparent)]
     Partition(#[from] PartitionError),
+    #[error(transparent)]
+    Group(#[from] crate::group::GroupError),
 }
 
 impl BrokerError {

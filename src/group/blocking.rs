@@ -102,15 +102,27 @@ impl BlockingCoordinator {
     ///
     /// # Errors
     /// `Storage` when the partition cannot be read, `Corrupt` for records that do not decode;
-    /// the partition then stays unserved (`CoordinatorLoadInProgress`).
+    /// the partition's groups then answer `CoordinatorNotAvailable`.
     pub fn take_over(&self, partition: u32) -> Result<(), GroupError> {
         self.shared.lock().core.begin_load(partition);
-        let loaded = load_partition(self.log.as_ref(), partition)?;
+        let loaded = load_partition(self.log.as_ref(), partition);
         let mut shared = self.shared.lock();
-        shared
-            .core
-            .finish_load(partition, loaded, self.clock.now_ms());
-        Ok(())
+        let result = match loaded {
+            Ok(loaded) => {
+                shared
+                    .core
+                    .finish_load(partition, loaded, self.clock.now_ms());
+                Ok(())
+            }
+            Err(error) => {
+                shared.core.fail_load(partition);
+                Err(error)
+            }
+        };
+        shared.version += 1;
+        drop(shared);
+        self.changed.notify_all();
+        result
     }
 
     /// Takes over every partition of the log; a partition that fails does not stop the others.

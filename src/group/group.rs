@@ -267,7 +267,8 @@ impl Group {
         let is_leader = self.leader.as_deref() == Some(id.as_str());
         // A follower rejoining unchanged gets the current generation back; a leader rejoining a
         // Stable group means to rebalance (its metadata view changed).
-        let answer_now = !changed && !(is_leader && self.state == GroupState::Stable);
+        let leads_stable_group = is_leader && self.state == GroupState::Stable;
+        let answer_now = !(changed || leads_stable_group);
         match self.state {
             GroupState::PreparingRebalance => self.mark_joined(&id),
             GroupState::CompletingRebalance | GroupState::Stable if answer_now => {
