@@ -264,6 +264,7 @@ impl Group {
         };
         let changed = member.update(request);
         member.heartbeat(now_ms);
+        member.join_response = None;
         let is_leader = self.leader.as_deref() == Some(id.as_str());
         // A follower rejoining unchanged gets the current generation back; a leader rejoining a
         // Stable group means to rebalance (its metadata view changed).
@@ -358,9 +359,10 @@ impl Group {
 
     fn prepare_rebalance(&mut self, now_ms: i64) {
         self.become_state(GroupState::PreparingRebalance, now_ms);
+        // A JoinGroup response not yet collected stays: its member syncs with it, learns of
+        // this rebalance (RebalanceInProgress) and rejoins, as with Kafka's pushed responses.
         for member in self.members.values_mut() {
             member.joined = false;
-            member.join_response = None;
             member.synced = false;
         }
         let rebalance_timeout_ms = self

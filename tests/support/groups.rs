@@ -57,6 +57,9 @@ pub enum Phase {
     Out,
     Joining,
     Syncing,
+    /// Cooperative: holds the partitions it must revoke until its next step, as an
+    /// application still processing them would.
+    Revoking,
     Stable,
 }
 
@@ -72,6 +75,8 @@ pub struct TestMember {
     pub assignor: Arc<dyn Assignor>,
     pub topics: Vec<String>,
     pub partitions: BTreeMap<String, u32>,
+    /// The assignment to keep once the revocation is done.
+    pub pending: Vec<TopicPartition>,
 }
 
 impl TestMember {
@@ -90,6 +95,7 @@ impl TestMember {
             assignor,
             topics: partitions.keys().cloned().collect(),
             partitions,
+            pending: Vec::new(),
         }
     }
 
@@ -176,7 +182,7 @@ impl TestMember {
             assignments,
         };
         match core.sync(&request, now) {
-            Ok(Some(bytes)) => self.synced(core, &bytes, now),
+            Ok(Some(bytes)) => self.synced(&bytes),
             Ok(None) => Ok(()),
             Err(error) => self.rejoin_after(core, error, now),
         }
@@ -211,23 +217,26 @@ impl TestMember {
             .collect()
     }
 
-    fn synced(
-        &mut self,
-        core: &mut GroupCoordinator,
-        bytes: &[u8],
-        now: i64,
-    ) -> Result<(), GroupError> {
+    fn synced(&mut self, bytes: &[u8]) -> Result<(), GroupError> {
         let assignment = MemberAssignment::decode(bytes).expect("our own encoding");
         let revoked = self
             .owned
             .iter()
             .any(|p| !assignment.partitions.contains(p));
+        if revoked && self.cooperative() {
+            // Still holding the revoked partitions; the next step lets go and rejoins at once
+            // (KIP-429) so they can be reassigned.
+            for partition in &assignment.partitions {
+                if !self.owned.contains(partition) {
+                    self.owned.push(partition.clone());
+                }
+            }
+            self.pending = assignment.partitions;
+            self.phase = Phase::Revoking;
+            return Ok(());
+        }
         self.owned = assignment.partitions;
         self.phase = Phase::Stable;
-        if revoked && self.cooperative() {
-            // KIP-429: after revoking, rejoin at once so the partitions can be reassigned.
-            return self.join(core, now);
-        }
         Ok(())
     }
 
@@ -260,10 +269,14 @@ impl TestMember {
                 }
             }
             Phase::Syncing => match core.poll_sync(&self.member_ref()) {
-                Ok(Some(bytes)) => self.synced(core, &bytes, now),
+                Ok(Some(bytes)) => self.synced(&bytes),
                 Ok(None) => Ok(()),
                 Err(error) => self.rejoin_after(core, error, now),
             },
+            Phase::Revoking => {
+                self.owned = std::mem::take(&mut self.pending);
+                self.join(core, now)
+            }
             Phase::Stable => match core.heartbeat(&self.member_ref(), now) {
                 Ok(()) => Ok(()),
                 Err(error) => self.rejoin_after(core, error, now),
