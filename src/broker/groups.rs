@@ -90,10 +90,11 @@ impl Broker {
         let clock = Arc::clone(&self.inner.clock);
         let core = GroupCoordinator::new(config, clock.now_ms());
         let coordinator = Arc::new(BlockingCoordinator::new(core, log, clock));
+        // Loading under the slot's lock: callers racing to first use wait for a loaded
+        // coordinator rather than get one answering `NotCoordinator`.
+        let loaded = coordinator.take_over_all();
         *slot = Some(Arc::clone(&coordinator));
-        drop(slot);
-        coordinator.take_over_all()?;
-        Ok(coordinator)
+        loaded.map(|()| coordinator).map_err(BrokerError::from)
     }
 
     fn offsets_log(&self) -> Result<BrokerOffsetsLog, BrokerError> {

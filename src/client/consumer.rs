@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::group_member::{AssignmentStrategy, GroupMember};
 use crate::broker::{Broker, BrokerError};
+use crate::group::GroupError;
 pub use crate::group::TopicPartition;
 use crate::log::LogError;
 use crate::partition::{Notifier, PartitionError, Replica};
@@ -30,12 +32,28 @@ pub enum OffsetReset {
 /// - `max_poll_records`: 500
 /// - `fetch_max_bytes`: 50 MiB (per poll); `max_partition_fetch_bytes`: 1 MiB (per partition read)
 /// - `auto_offset_reset`: `Latest`
+/// - `group_id`: none (no group: `assign` only, no commits); `group_instance_id`: none (a
+///   dynamic member); `client_id`: `"consumer"`
+/// - `session_timeout_ms`: 45000; `heartbeat_interval_ms`: 3000; `max_poll_interval_ms`: 300000
+///   (also the rebalance timeout sent to the coordinator)
+/// - `enable_auto_commit`: true; `auto_commit_interval_ms`: 5000
+/// - `partition_assignment_strategy`: `[range, cooperative-sticky]` (Kafka 3.x: range is used
+///   until every member also lists cooperative-sticky first)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerConfig {
     pub max_poll_records: usize,
     pub fetch_max_bytes: usize,
     pub max_partition_fetch_bytes: usize,
     pub auto_offset_reset: OffsetReset,
+    pub group_id: Option<String>,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub session_timeout_ms: u32,
+    pub heartbeat_interval_ms: u32,
+    pub max_poll_interval_ms: u32,
+    pub enable_auto_commit: bool,
+    pub auto_commit_interval_ms: u64,
+    pub partition_assignment_strategy: Vec<AssignmentStrategy>,
 }
 
 impl Default for ConsumerConfig {
@@ -45,6 +63,18 @@ impl Default for ConsumerConfig {
             fetch_max_bytes: 50 << 20,
             max_partition_fetch_bytes: 1 << 20,
             auto_offset_reset: OffsetReset::Latest,
+            group_id: None,
+            group_instance_id: None,
+            client_id: "consumer".to_owned(),
+            session_timeout_ms: 45_000,
+            heartbeat_interval_ms: 3_000,
+            max_poll_interval_ms: 300_000,
+            enable_auto_commit: true,
+            auto_commit_interval_ms: 5_000,
+            partition_assignment_strategy: vec![
+                AssignmentStrategy::range(),
+                AssignmentStrategy::cooperative_sticky(),
+            ],
         }
     }
 }
@@ -97,14 +127,23 @@ pub enum ConsumeError {
     Log(#[from] LogError),
     #[error(transparent)]
     Partition(PartitionError),
+    /// The group coordinator refused (a stale generation, a fenced member, ...).
+    #[error(transparent)]
+    Group(#[from] GroupError),
+    /// A group operation on a consumer configured without `group_id`.
+    #[error("the consumer has no group_id")]
+    NoGroupId,
+    /// The broker could not serve groups (the offsets topic failed to open).
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
 }
 
 #[derive(Debug)]
-struct Assigned {
-    partition: TopicPartition,
+pub(super) struct Assigned {
+    pub(super) partition: TopicPartition,
     topic: Arc<str>,
     replica: Arc<Replica>,
-    position: Option<u64>,
+    pub(super) position: Option<u64>,
     paused: bool,
     /// Records already read past what earlier polls returned.
     buffered: VecDeque<ConsumerRecord>,
@@ -113,12 +152,14 @@ struct Assigned {
 /// Reads assigned partitions. Not `Sync`: one thread polls, as with Kafka's consumer.
 #[derive(Debug)]
 pub struct Consumer {
-    broker: Broker,
-    config: ConsumerConfig,
-    assigned: Vec<Assigned>,
-    notifier: Arc<Notifier>,
+    pub(super) broker: Broker,
+    pub(super) config: ConsumerConfig,
+    pub(super) assigned: Vec<Assigned>,
+    pub(super) notifier: Arc<Notifier>,
     /// Where the next poll starts its round over the partitions, for fairness.
     next_partition: usize,
+    /// Group membership and commits, made on first use (see `group_member.rs`).
+    pub(super) group: Option<Box<GroupMember>>,
 }
 
 impl Consumer {
@@ -133,6 +174,7 @@ impl Consumer {
             assigned: Vec::new(),
             notifier: Notifier::new(),
             next_partition: 0,
+            group: None,
         }
     }
 
@@ -203,6 +245,9 @@ impl Consumer {
     /// `NoAssignment`; `NoOffset`/`OffsetOutOfRange` with `auto_offset_reset` `None`;
     /// `Deleted`; `Decode`.
     pub fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>, ConsumeError> {
+        if self.config.group_id.is_some() {
+            return self.poll_in_group(timeout);
+        }
         if self.assigned.is_empty() {
             return Err(ConsumeError::NoAssignment);
         }
@@ -218,7 +263,7 @@ impl Consumer {
         }
     }
 
-    fn fetch(&mut self) -> Result<Vec<ConsumerRecord>, ConsumeError> {
+    pub(super) fn fetch(&mut self) -> Result<Vec<ConsumerRecord>, ConsumeError> {
         let mut records = Vec::new();
         let mut budget_bytes = self.config.fetch_max_bytes;
         let count = self.assigned.len();
@@ -518,6 +563,7 @@ impl Consumer {
 
 impl Drop for Consumer {
     fn drop(&mut self) {
+        self.close_group();
         for assigned in &self.assigned {
             assigned.replica.unregister_waiter(&self.notifier);
         }

@@ -5,13 +5,21 @@
 
 mod accumulator;
 mod consumer;
+mod group_member;
+mod heartbeat;
 mod partitioner;
+mod pattern;
 mod producer;
+mod rebalance;
 
 pub use consumer::{
     ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, TopicPartition,
 };
+pub use group_member::{
+    AssignmentStrategy, CommitCallback, ConsumerGroupMetadata, RebalanceListener,
+};
 pub use partitioner::{murmur2, partition_for_key, to_positive, DefaultPartitioner, Partitioner};
+pub use pattern::TopicPattern;
 pub use producer::{
     Acks, Idempotence, ProduceError, Producer, ProducerConfig, ProducerRecord, RecordMetadata,
     SendHandle,
