@@ -64,7 +64,10 @@ fn assert_each_partition_owned_once(
     for (topic, &count) in counts {
         if members.iter().any(|m| m.topics.contains(topic)) {
             for p in 0..count {
-                assert!(owners.contains_key(&TopicPartition::new(topic, p)), "{topic}-{p} unowned");
+                assert!(
+                    owners.contains_key(&TopicPartition::new(topic, p)),
+                    "{topic}-{p} unowned"
+                );
             }
         }
     }
@@ -187,10 +190,13 @@ fn cooperative_rounds_reach_a_balanced_sticky_assignment(
     let round_one = CooperativeSticky.assign(counts, &members);
     for (member_id, partitions) in &round_one {
         for partition in partitions {
-            let held_elsewhere = members.iter().any(|m| {
-                &m.member_id != member_id && m.owned_partitions.contains(partition)
-            });
-            prop_assert!(!held_elsewhere, "{partition} given to {member_id} before its revocation");
+            let held_elsewhere = members
+                .iter()
+                .any(|m| &m.member_id != member_id && m.owned_partitions.contains(partition));
+            prop_assert!(
+                !held_elsewhere,
+                "{partition} given to {member_id} before its revocation"
+            );
         }
     }
     let second: Vec<MemberSubscription> = members
@@ -206,7 +212,10 @@ fn cooperative_rounds_reach_a_balanced_sticky_assignment(
     prop_assert!(spread(&round_two) <= 1);
     for m in &second {
         let kept: BTreeSet<&TopicPartition> = round_two[&m.member_id].iter().collect();
-        prop_assert!(m.owned_partitions.iter().all(|p| kept.contains(p)), "round two moved an owned partition");
+        prop_assert!(
+            m.owned_partitions.iter().all(|p| kept.contains(p)),
+            "round two moved an owned partition"
+        );
     }
     Ok(())
 }
