@@ -241,9 +241,14 @@ impl Consumer {
     /// Returns available records from unpaused partitions, waiting up to `timeout` for an append
     /// when there are none.
     ///
+    /// With a `group_id`, poll also runs the group side on this thread: it (re)joins when the
+    /// group rebalances or the subscription changes, calls the rebalance listener, starts new
+    /// partitions from their committed offsets, heartbeats and auto-commits.
+    ///
     /// # Errors
-    /// `NoAssignment`; `NoOffset`/`OffsetOutOfRange` with `auto_offset_reset` `None`;
-    /// `Deleted`; `Decode`.
+    /// `NoAssignment` (neither assigned nor subscribed); `NoOffset`/`OffsetOutOfRange` with
+    /// `auto_offset_reset` `None`; `Deleted`; `Decode`; `Group` when the coordinator refuses
+    /// (a fenced static member) or rejoining failed repeatedly.
     pub fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>, ConsumeError> {
         if self.config.group_id.is_some() {
             return self.poll_in_group(timeout);

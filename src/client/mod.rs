@@ -1,5 +1,6 @@
 //! The application-facing clients: [`Producer`] and [`Consumer`]. They talk to a [`Broker`]
-//! through its in-process handle.
+//! through its in-process handle. A consumer with a `group_id` subscribes to topics and shares
+//! them with its group, committing offsets to the broker's group coordinator.
 //!
 //! [`Broker`]: crate::broker::Broker
 
