@@ -21,9 +21,16 @@ pub(crate) struct MemberIds {
 }
 
 impl MemberIds {
-    fn fresh(&mut self, client_id: &str) -> String {
-        self.next += 1;
-        format!("{client_id}-{:x}-{}", self.prefix, self.next)
+    /// A member id not in `taken` (a loaded group may hold ids from a coordinator started at
+    /// the same clock reading, as with a manual clock).
+    fn fresh(&mut self, client_id: &str, taken: &BTreeMap<String, Member>) -> String {
+        loop {
+            self.next += 1;
+            let id = format!("{client_id}-{:x}-{}", self.prefix, self.next);
+            if !taken.contains_key(&id) {
+                return id;
+            }
+        }
     }
 }
 
@@ -229,7 +236,7 @@ impl Group {
         ids: &mut MemberIds,
         now_ms: i64,
     ) -> String {
-        let id = ids.fresh(&request.client_id);
+        let id = ids.fresh(&request.client_id, &self.members);
         let member = Member::from_request(id.clone(), request, self.next_join_order, now_ms);
         self.next_join_order += 1;
         if let Some(instance) = &request.group_instance_id {
@@ -296,7 +303,7 @@ impl Group {
         ids: &mut MemberIds,
         now_ms: i64,
     ) -> String {
-        let new_id = ids.fresh(&request.client_id);
+        let new_id = ids.fresh(&request.client_id, &self.members);
         let Some(mut member) = self.members.remove(old_id) else {
             return new_id;
         };
