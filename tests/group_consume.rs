@@ -217,6 +217,14 @@ fn a_pattern_picks_up_new_topics_and_partitions_and_tells_the_listener() {
     assert_eq!(calls[2].0, "assigned");
     assert_eq!(calls[2].1.len(), 3);
     assert_eq!(calls.len(), 5);
+    consumer.unsubscribe().unwrap();
+    assert!(consumer.assignment().is_empty());
+    let admin = broker.consumer_groups().unwrap();
+    assert_eq!(admin.describe("pattern").unwrap().state, GroupState::Empty);
+    assert!(matches!(
+        consumer.poll(SHORT),
+        Err(ConsumeError::NoAssignment)
+    ));
 }
 
 #[test]

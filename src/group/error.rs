@@ -81,6 +81,8 @@ pub enum OffsetsLogError {
     TooLarge { size_bytes: usize },
 }
 
-/// A decoding failure without its position; the caller adds where it read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why bytes of a `__consumer_offsets` record or a consumer protocol payload do not decode,
+/// without their position (the caller knows where it read them; see `GroupError::Corrupt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct DecodeFailure(pub &'static str);

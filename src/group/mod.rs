@@ -32,7 +32,7 @@ pub use assignor::{
 };
 pub use blocking::BlockingCoordinator;
 pub use coordinator::{CoordinatorConfig, GroupCoordinator, OffsetsRecord};
-pub use error::{GroupError, OffsetsLogError};
+pub use error::{DecodeFailure, GroupError, OffsetsLogError};
 pub use load::{load_partition, LoadedPartition};
 pub use messages::{
     CommitRequest, GroupDescription, GroupListing, JoinRequest, JoinResponse, JoinStatus,
