@@ -9,6 +9,7 @@
 //! - [`log`]: one partition's log on disk: segments, indexes, recovery, retention, compaction.
 //! - [`coordinator`]: the `Coordinator` trait with ZooKeeper's model and its in-memory
 //!   implementation.
+//! - [`group`]: consumer groups: the group coordinator, assignors, committed offsets.
 //!
 //! # Example
 //! ```
@@ -34,6 +35,7 @@ pub mod broker;
 pub mod client;
 pub mod clock;
 pub mod coordinator;
+pub mod group;
 pub mod log;
 pub mod partition;
 pub mod record;

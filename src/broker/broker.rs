@@ -110,6 +110,8 @@ pub(crate) struct BrokerInner {
     producer_ids: Mutex<ProducerIdBlock>,
     pub(crate) threads: BackgroundThreads,
     crashed: std::sync::atomic::AtomicBool,
+    /// The group coordinator, made on first use (see `groups.rs`).
+    pub(super) groups: Mutex<Option<Arc<crate::group::BlockingCoordinator>>>,
     _lock: DirLock,
 }
 
@@ -232,6 +234,7 @@ impl Broker {
             }),
             threads: BackgroundThreads::default(),
             crashed: std::sync::atomic::AtomicBool::new(false),
+            groups: Mutex::new(None),
             _lock: lock,
         });
         let service: std::sync::Weak<dyn ReplicaService> = Arc::downgrade(&replication) as _;
@@ -340,6 +343,18 @@ impl Broker {
         let session = self.inner.replication.session();
         let live = crate::replication::live_broker_ids(session.as_ref())?;
         config.validate(live.len().min(u16::MAX as usize) as u16)?;
+        self.create_validated_topic(name, config)
+    }
+
+    /// Creates a topic whose name and configuration the caller has checked (internal topics
+    /// use settings `TopicConfig::validate` refuses to users).
+    pub(super) fn create_validated_topic(
+        &self,
+        name: &str,
+        config: TopicConfig,
+    ) -> Result<Topic, BrokerError> {
+        let session = self.inner.replication.session();
+        let live = crate::replication::live_broker_ids(session.as_ref())?;
         let _admin = self.inner.admin.lock();
         let partitions = assign_replicas(name, config.partitions, config.replication_factor, &live)
             .ok_or(BrokerError::InvalidReplicationFactor {

@@ -43,6 +43,8 @@ pub enum BrokerError {
     Partition(#[from] PartitionError),
     #[error(transparent)]
     Replication(#[from] crate::replication::ReplicationError),
+    #[error(transparent)]
+    Group(#[from] crate::group::GroupError),
 }
 
 impl BrokerError {

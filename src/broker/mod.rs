@@ -6,6 +6,8 @@ mod broker;
 mod cluster;
 mod config;
 mod error;
+mod group_admin;
+mod groups;
 mod metadata;
 mod registry;
 mod store;
@@ -14,5 +16,10 @@ mod topic;
 pub use broker::{Broker, BrokerConfig, Drive};
 pub use config::{CleanupPolicy, TopicConfig, MAX_PARTITIONS};
 pub use error::BrokerError;
+pub use group_admin::{
+    ConsumerGroupDescription, ConsumerGroupMember, ConsumerGroups, GroupLag, OffsetSpec,
+    PartitionLag,
+};
+pub use groups::BrokerOffsetsLog;
 pub use registry::BROKER_SESSION_TIMEOUT_MS;
 pub use topic::{Partition, PartitionDescription, Topic, TopicDescription};

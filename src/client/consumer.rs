@@ -7,32 +7,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::group_member::{AssignmentStrategy, GroupMember};
 use crate::broker::{Broker, BrokerError};
+use crate::group::GroupError;
+pub use crate::group::TopicPartition;
 use crate::log::LogError;
 use crate::partition::{Notifier, PartitionError, Replica};
 use crate::record::{DecodeError, Headers, TimestampType};
-
-/// A topic and partition.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TopicPartition {
-    pub topic: String,
-    pub partition: u32,
-}
-
-impl TopicPartition {
-    pub fn new(topic: impl Into<String>, partition: u32) -> Self {
-        TopicPartition {
-            topic: topic.into(),
-            partition,
-        }
-    }
-}
-
-impl std::fmt::Display for TopicPartition {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}-{}", self.topic, self.partition)
-    }
-}
 
 /// Where to start when a partition has no valid position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -51,12 +32,28 @@ pub enum OffsetReset {
 /// - `max_poll_records`: 500
 /// - `fetch_max_bytes`: 50 MiB (per poll); `max_partition_fetch_bytes`: 1 MiB (per partition read)
 /// - `auto_offset_reset`: `Latest`
+/// - `group_id`: none (no group: `assign` only, no commits); `group_instance_id`: none (a
+///   dynamic member); `client_id`: `"consumer"`
+/// - `session_timeout_ms`: 45000; `heartbeat_interval_ms`: 3000; `max_poll_interval_ms`: 300000
+///   (also the rebalance timeout sent to the coordinator)
+/// - `enable_auto_commit`: true; `auto_commit_interval_ms`: 5000
+/// - `partition_assignment_strategy`: `[range, cooperative-sticky]` (Kafka 3.x: range is used
+///   until every member also lists cooperative-sticky first)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerConfig {
     pub max_poll_records: usize,
     pub fetch_max_bytes: usize,
     pub max_partition_fetch_bytes: usize,
     pub auto_offset_reset: OffsetReset,
+    pub group_id: Option<String>,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub session_timeout_ms: u32,
+    pub heartbeat_interval_ms: u32,
+    pub max_poll_interval_ms: u32,
+    pub enable_auto_commit: bool,
+    pub auto_commit_interval_ms: u64,
+    pub partition_assignment_strategy: Vec<AssignmentStrategy>,
 }
 
 impl Default for ConsumerConfig {
@@ -66,6 +63,18 @@ impl Default for ConsumerConfig {
             fetch_max_bytes: 50 << 20,
             max_partition_fetch_bytes: 1 << 20,
             auto_offset_reset: OffsetReset::Latest,
+            group_id: None,
+            group_instance_id: None,
+            client_id: "consumer".to_owned(),
+            session_timeout_ms: 45_000,
+            heartbeat_interval_ms: 3_000,
+            max_poll_interval_ms: 300_000,
+            enable_auto_commit: true,
+            auto_commit_interval_ms: 5_000,
+            partition_assignment_strategy: vec![
+                AssignmentStrategy::range(),
+                AssignmentStrategy::cooperative_sticky(),
+            ],
         }
     }
 }
@@ -118,14 +127,23 @@ pub enum ConsumeError {
     Log(#[from] LogError),
     #[error(transparent)]
     Partition(PartitionError),
+    /// The group coordinator refused (a stale generation, a fenced member, ...).
+    #[error(transparent)]
+    Group(#[from] GroupError),
+    /// A group operation on a consumer configured without `group_id`.
+    #[error("the consumer has no group_id")]
+    NoGroupId,
+    /// The broker could not serve groups (the offsets topic failed to open).
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
 }
 
 #[derive(Debug)]
-struct Assigned {
-    partition: TopicPartition,
+pub(super) struct Assigned {
+    pub(super) partition: TopicPartition,
     topic: Arc<str>,
     replica: Arc<Replica>,
-    position: Option<u64>,
+    pub(super) position: Option<u64>,
     paused: bool,
     /// Records already read past what earlier polls returned.
     buffered: VecDeque<ConsumerRecord>,
@@ -134,14 +152,16 @@ struct Assigned {
 /// Reads assigned partitions. Not `Sync`: one thread polls, as with Kafka's consumer.
 #[derive(Debug)]
 pub struct Consumer {
-    broker: Broker,
-    config: ConsumerConfig,
-    assigned: Vec<Assigned>,
-    notifier: Arc<Notifier>,
+    pub(super) broker: Broker,
+    pub(super) config: ConsumerConfig,
+    pub(super) assigned: Vec<Assigned>,
+    pub(super) notifier: Arc<Notifier>,
     /// Where the next poll starts its round over the partitions, for fairness.
     next_partition: usize,
     /// When the partitions' leaders were last looked up.
     routes_checked: Option<Instant>,
+    /// Group membership and commits, made on first use (see `group_member.rs`).
+    pub(super) group: Option<Box<GroupMember>>,
 }
 
 /// How often a polling consumer looks up its partitions' leaders again.
@@ -160,6 +180,7 @@ impl Consumer {
             notifier: Notifier::new(),
             next_partition: 0,
             routes_checked: None,
+            group: None,
         }
     }
 
@@ -226,10 +247,18 @@ impl Consumer {
     /// Returns available records from unpaused partitions, waiting up to `timeout` for an append
     /// when there are none.
     ///
+    /// With a `group_id`, poll also runs the group side on this thread: it (re)joins when the
+    /// group rebalances or the subscription changes, calls the rebalance listener, starts new
+    /// partitions from their committed offsets, heartbeats and auto-commits.
+    ///
     /// # Errors
-    /// `NoAssignment`; `NoOffset`/`OffsetOutOfRange` with `auto_offset_reset` `None`;
-    /// `Deleted`; `Decode`.
+    /// `NoAssignment` (neither assigned nor subscribed); `NoOffset`/`OffsetOutOfRange` with
+    /// `auto_offset_reset` `None`; `Deleted`; `Decode`; `Group` when the coordinator refuses
+    /// (a fenced static member) or rejoining failed repeatedly.
     pub fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>, ConsumeError> {
+        if self.config.group_id.is_some() {
+            return self.poll_in_group(timeout);
+        }
         if self.assigned.is_empty() {
             return Err(ConsumeError::NoAssignment);
         }
@@ -271,7 +300,7 @@ impl Consumer {
         }
     }
 
-    fn fetch(&mut self) -> Result<Vec<ConsumerRecord>, ConsumeError> {
+    pub(super) fn fetch(&mut self) -> Result<Vec<ConsumerRecord>, ConsumeError> {
         let mut records = Vec::new();
         let mut budget_bytes = self.config.fetch_max_bytes;
         let count = self.assigned.len();
@@ -576,6 +605,7 @@ impl Consumer {
 
 impl Drop for Consumer {
     fn drop(&mut self) {
+        self.close_group();
         for assigned in &self.assigned {
             assigned.replica.unregister_waiter(&self.notifier);
         }
