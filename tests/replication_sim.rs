@@ -12,7 +12,7 @@ use sim::{run_seed, SimConfig};
 
 fn config_for(seed: u64) -> SimConfig {
     SimConfig {
-        flush: if seed % 2 == 0 {
+        flush: if seed.is_multiple_of(2) {
             FlushPolicy::OsDecides
         } else {
             FlushPolicy::EveryAppend

@@ -165,7 +165,7 @@ impl Broker {
             .coordinator
             .clone()
             .unwrap_or_else(|| Arc::new(MemoryCoordinator::new()));
-        let network = config.network.clone().unwrap_or_else(InProcessNetwork::new);
+        let network = config.network.clone().unwrap_or_default();
         let store = Arc::new(LocalStore {
             dir: dir.clone(),
             clock: Arc::clone(&config.clock),

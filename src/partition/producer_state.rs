@@ -133,6 +133,7 @@ impl ProducerStates {
     }
 
     /// Forgets batches at or after `offset` (after a truncation) and producers left with none.
+    #[cfg(test)]
     pub(crate) fn truncate_from(&mut self, offset: u64) {
         for entry in self.producers.values_mut() {
             entry.batches.retain(|batch| batch.last_offset < offset);

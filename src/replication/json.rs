@@ -231,24 +231,6 @@ impl Parser<'_> {
     }
 }
 
-/// Writes `text` as a JSON string.
-pub(crate) fn quote(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            _ => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,11 +272,5 @@ mod tests {
             parse(deep.as_bytes()).unwrap_err().reason,
             "nested too deeply"
         );
-    }
-
-    #[test]
-    fn quote_round_trips() {
-        let text = "a\"b\\c\nd";
-        assert_eq!(parse(quote(text).as_bytes()), Ok(Value::Str(text.into())));
     }
 }

@@ -149,10 +149,6 @@ impl ReplicaManager {
     ///
     /// `intact` says whether the broker holds everything it acknowledged before (every log
     /// was closed cleanly, or flushes each append); see [`registration_data`].
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the parts a broker wires together"
-    )]
     pub fn start(
         broker_id: i32,
         intact: bool,

@@ -123,9 +123,15 @@ struct SimProducer {
     producer_id: i64,
     /// Per partition: next sequence, and the batch being sent (its values and sequence).
     next_sequence: HashMap<u32, i32>,
-    current: HashMap<u32, (Vec<Vec<u8>>, i32, Option<InFlight>)>,
+    current: HashMap<u32, Sending>,
     counter: u64,
 }
+
+/// A batch being sent: its values, base sequence, and the attempt in flight.
+type Sending = (Vec<Vec<u8>>, i32, Option<InFlight>);
+
+/// Each replica's records, by broker.
+type ReplicaLogs = Vec<(i32, Vec<(u64, Vec<u8>)>)>;
 
 struct SimConsumer {
     /// Per partition: next offset to read.
@@ -883,7 +889,7 @@ impl Sim {
             ));
         }
         for partition in 0..self.config.partitions {
-            let logs: Vec<(i32, Vec<(u64, Vec<u8>)>)> = self
+            let logs: ReplicaLogs = self
                 .up_ids()
                 .into_iter()
                 .filter_map(|id| {
@@ -977,7 +983,7 @@ trait CloneParts {
     fn clone_parts(&self) -> (Vec<Vec<u8>>, i32, Option<InFlight>);
 }
 
-impl CloneParts for (Vec<Vec<u8>>, i32, Option<InFlight>) {
+impl CloneParts for Sending {
     fn clone_parts(&self) -> (Vec<Vec<u8>>, i32, Option<InFlight>) {
         (
             self.0.clone(),
