@@ -11,8 +11,8 @@ mod heartbeat;
 mod partitioner;
 mod pattern;
 mod producer;
-mod router;
 mod rebalance;
+mod router;
 
 pub use consumer::{
     ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, TopicPartition,
