@@ -139,3 +139,79 @@ fn a_cluster_on_zookeeper_fails_over_and_loses_nothing() {
         assert_eq!(values, &expected, "partition {partition}");
     }
 }
+
+/// A consumer group on a broker whose coordinator is the real ZooKeeper: the group consumes
+/// and commits, the broker restarts (its topics come back from ZooKeeper and its disk), and a
+/// new member of the group resumes from the committed offsets.
+#[test]
+fn a_consumer_group_on_zookeeper_resumes_from_its_commits_after_a_restart() {
+    if !zk::available("a_consumer_group_on_zookeeper_resumes_from_its_commits_after_a_restart") {
+        return;
+    }
+    let server = zk::ZooKeeper::standalone();
+    let coordinator: Arc<dyn Coordinator> = Arc::new(
+        ZooKeeperCoordinator::connect(ZooKeeperConfig::new(server.connect_string("/groups")))
+            .expect("connect"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        Broker::open_with(
+            dir.path(),
+            BrokerConfig {
+                maintenance_interval_ms: None,
+                coordinator: Some(Arc::clone(&coordinator)),
+                replication: ReplicationConfig {
+                    session_timeout_ms: SESSION_TIMEOUT_MS,
+                    ..ReplicationConfig::default()
+                },
+                ..BrokerConfig::default()
+            },
+        )
+    };
+    let group_config = || ConsumerConfig {
+        group_id: Some("billing".into()),
+        auto_offset_reset: OffsetReset::Earliest,
+        heartbeat_interval_ms: 50,
+        ..ConsumerConfig::default()
+    };
+    {
+        let broker = open().expect("open");
+        broker
+            .create_topic("invoices", TopicConfig::with_partitions(2))
+            .expect("create");
+        let producer = Producer::new(&broker).expect("producer");
+        for i in 0..40u32 {
+            producer
+                .send_and_wait(ProducerRecord::new("invoices", format!("i{i}")).partition(i % 2))
+                .expect("send");
+        }
+        let mut consumer = Consumer::with_config(&broker, group_config());
+        consumer.subscribe(["invoices"]).unwrap();
+        let mut seen = 0;
+        wait_until("the first 40 records", Duration::from_secs(30), || {
+            seen += consumer.poll(Duration::from_millis(100)).unwrap().len();
+            seen >= 40
+        });
+        consumer.commit_sync().unwrap();
+        producer
+            .send_and_wait(ProducerRecord::new("invoices", "after the commit").partition(0))
+            .expect("send");
+    }
+    // The broker's session closed with it; a new one finds the topic in ZooKeeper.
+    let broker = open().expect("reopen");
+    let mut consumer = Consumer::with_config(&broker, group_config());
+    consumer.subscribe(["invoices"]).unwrap();
+    let mut after = Vec::new();
+    wait_until(
+        "the record after the commit",
+        Duration::from_secs(30),
+        || {
+            for record in consumer.poll(Duration::from_millis(100)).unwrap() {
+                after.push(String::from_utf8(record.value.unwrap().to_vec()).unwrap());
+            }
+            !after.is_empty()
+        },
+    );
+    consumer.poll(Duration::from_millis(300)).unwrap();
+    assert_eq!(after, vec!["after the commit".to_owned()]);
+}

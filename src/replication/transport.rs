@@ -3,8 +3,8 @@
 //!
 //! [`InProcessNetwork`] carries them between brokers of one process, with faults a test can
 //! inject: links cut one way or both ways (a request over a cut link is never delivered; a
-//! response over a cut link is lost after the request took effect, as on a real network) and
-//! added latency. A network transport implements the same trait without touching replication.
+//! response over a cut link is lost after the request took effect, as on a real network),
+//! lossy links that drop a seeded share of messages, and added latency. A network transport implements the same trait without touching replication.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Weak};
@@ -195,6 +195,10 @@ struct NetworkState {
     /// Directed links (from, to) that drop everything.
     cut: HashSet<(i32, i32)>,
     delay_ms: HashMap<(i32, i32), u64>,
+    /// Directed links that drop this percentage of messages (requests and responses alike).
+    drop_percent: HashMap<(i32, i32), u8>,
+    /// The generator deciding which messages a lossy link drops (xorshift, seedable).
+    drop_state: u64,
 }
 
 impl std::fmt::Debug for InProcessNetwork {
@@ -254,11 +258,41 @@ impl InProcessNetwork {
         self.state.write().cut.remove(&(from, to));
     }
 
-    /// Restores every link and removes every delay.
+    /// Restores every link and removes every delay and loss.
     pub fn heal(&self) {
         let mut state = self.state.write();
         state.cut.clear();
         state.delay_ms.clear();
+        state.drop_percent.clear();
+    }
+
+    /// Makes the link from `from` to `to` drop `percent` of the messages crossing it (a
+    /// request dropped has no effect; a response dropped is lost after the request took
+    /// effect). Which ones follow from [`InProcessNetwork::seed_drops`].
+    pub fn set_drop_percent(&self, from: i32, to: i32, percent: u8) {
+        self.state
+            .write()
+            .drop_percent
+            .insert((from, to), percent.min(100));
+    }
+
+    /// Seeds the choice of dropped messages, so that a seeded run drops the same ones.
+    pub fn seed_drops(&self, seed: u64) {
+        self.state.write().drop_state = seed | 1;
+    }
+
+    /// Whether the next message over `(from, to)` is lost.
+    fn dropped(&self, from: i32, to: i32) -> bool {
+        let mut state = self.state.write();
+        let Some(&percent) = state.drop_percent.get(&(from, to)) else {
+            return false;
+        };
+        let mut x = state.drop_state.max(1);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        state.drop_state = x;
+        x % 100 < u64::from(percent)
     }
 
     /// Adds `delay_ms` of latency to each request from `from` to `to`.
@@ -267,6 +301,9 @@ impl InProcessNetwork {
     }
 
     fn route(&self, from: i32, to: i32) -> Result<Arc<dyn ReplicaService>, TransportError> {
+        if self.dropped(from, to) {
+            return Err(TransportError::Unreachable { from, to });
+        }
         let (service, delay_ms) = {
             let state = self.state.read();
             if state.cut.contains(&(from, to)) {
@@ -283,7 +320,7 @@ impl InProcessNetwork {
     }
 
     fn deliver<T>(&self, from: i32, to: i32, response: T) -> Result<T, TransportError> {
-        if self.state.read().cut.contains(&(to, from)) {
+        if self.state.read().cut.contains(&(to, from)) || self.dropped(to, from) {
             return Err(TransportError::ResponseLost { from, to });
         }
         Ok(response)

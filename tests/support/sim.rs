@@ -200,7 +200,11 @@ impl Sim {
             config,
             clock,
             coordinator,
-            network: InProcessNetwork::new(),
+            network: {
+                let network = InProcessNetwork::new();
+                network.seed_drops(seed);
+                network
+            },
             nodes: Vec::new(),
             producers: Vec::new(),
             consumers: Vec::new(),
@@ -757,10 +761,17 @@ impl Sim {
                 let a = self.rng.pick(&ids).unwrap_or(0);
                 let b = self.rng.pick(&ids).unwrap_or(0);
                 if a != b {
-                    if self.rng.chance(50) {
-                        self.partition_both_ways(a, b);
-                    } else {
-                        self.partition_one_way(a, b);
+                    match self.rng.below(3) {
+                        0 => self.partition_both_ways(a, b),
+                        1 => self.partition_one_way(a, b),
+                        _ => {
+                            let percent = 10 + self.rng.below(60) as u8;
+                            self.log.push(format!(
+                                "t={} lossy {a}->{b} {percent}%",
+                                self.clock.now_ms_i64()
+                            ));
+                            self.network.set_drop_percent(a, b, percent);
+                        }
                     }
                 }
             }
