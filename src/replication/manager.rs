@@ -237,8 +237,10 @@ impl ReplicaManager {
 
     /// Notes that `topic` changed, so the next control step rereads it.
     pub fn mark_topic(&self, topic: &str) {
-        self.work.lock().topics.insert(topic.to_owned());
-        self.work.lock().controller = true;
+        let mut work = self.work.lock();
+        work.topics.insert(topic.to_owned());
+        work.controller = true;
+        drop(work);
         self.wakeup.notify();
     }
 
@@ -339,6 +341,8 @@ impl ReplicaManager {
     }
 
     fn note_path(&self, path: &str, kind: EventType) {
+        // Lock order: `controller` before `work`, never the other way.
+        let is_controller = self.controller.lock().epoch.is_some();
         let mut work = self.work.lock();
         if path == CONTROLLER_PATH || path.starts_with(BROKER_IDS_PATH) {
             work.controller = true;
@@ -359,7 +363,7 @@ impl ReplicaManager {
                     work.partitions.insert(((*topic).to_owned(), partition));
                 }
                 // An ISR that grew may make a preferred replica electable again.
-                if self.config.auto_leader_rebalance && self.controller.lock().epoch.is_some() {
+                if self.config.auto_leader_rebalance && is_controller {
                     work.controller = true;
                 }
                 if kind == EventType::NodeDeleted {
@@ -546,6 +550,7 @@ impl ReplicaManager {
         let written = match result {
             Ok(written) => written,
             Err(error) => {
+                drop(state);
                 self.work.lock().controller = true;
                 return Err(error);
             }
