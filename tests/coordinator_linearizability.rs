@@ -57,24 +57,28 @@ fn a_corrupted_recorded_history_is_rejected() {
 /// orders to search.
 #[test]
 fn recorded_histories_have_overlapping_operations() {
-    let config = RunConfig {
-        sessions: 8,
-        ops_per_session: 100,
-        keys: 2,
-        seed: 11,
-    };
-    let mut history = record_history(&memory_coordinator(), config);
-    history.sort_by_key(|op| op.call);
-    let overlapping = history
-        .windows(2)
-        .filter(|pair| pair[1].call < pair[0].ret)
-        .count();
-    assert!(
-        overlapping > 0,
-        "no overlap in {} operations",
-        history.len()
-    );
-    assert!(check(&history));
+    // On two loaded cores one thread can finish a short run before another starts, so the
+    // recorder gets a few tries, each longer, to show an overlap; every history must check.
+    let mut overlapping = 0;
+    for attempt in 1..=3 {
+        let config = RunConfig {
+            sessions: 8,
+            ops_per_session: 100 * attempt,
+            keys: 2,
+            seed: 11 + attempt as u64,
+        };
+        let mut history = record_history(&memory_coordinator(), config);
+        history.sort_by_key(|op| op.call);
+        overlapping = history
+            .windows(2)
+            .filter(|pair| pair[1].call < pair[0].ret)
+            .count();
+        assert!(check(&history));
+        if overlapping > 0 {
+            break;
+        }
+    }
+    assert!(overlapping > 0, "no overlap in any recorded history");
 }
 
 /// Under concurrent writers, a recursive watcher gets exactly one event per successful write,
