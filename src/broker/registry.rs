@@ -183,19 +183,29 @@ pub(crate) fn delete_topic_entries(session: &dyn Session, topic: &str) -> Result
     Ok(())
 }
 
+/// Deletes `path` and everything under it. The controller or a leader may create a node under
+/// it meanwhile (a partition state it is writing as the topic goes): the deletion then starts
+/// over, a bounded number of times.
 fn delete_recursive(session: &dyn Session, path: &str) -> Result<(), BrokerError> {
-    let children = match session.get_children(path, Watch::None) {
-        Ok((children, _)) => children,
-        Err(CoordError::NoNode { .. }) => return Ok(()),
-        Err(error) => return Err(coordination(error)),
-    };
-    for child in children {
-        delete_recursive(session, &format!("{path}/{child}"))?;
+    const ATTEMPTS: usize = 20;
+    for _ in 0..ATTEMPTS {
+        let children = match session.get_children(path, Watch::None) {
+            Ok((children, _)) => children,
+            Err(CoordError::NoNode { .. }) => return Ok(()),
+            Err(error) => return Err(coordination(error)),
+        };
+        for child in children {
+            delete_recursive(session, &format!("{path}/{child}"))?;
+        }
+        match session.delete(path, Version::Any) {
+            Ok(()) | Err(CoordError::NoNode { .. }) => return Ok(()),
+            Err(CoordError::NotEmpty { .. }) => continue,
+            Err(error) => return Err(coordination(error)),
+        }
     }
-    match session.delete(path, Version::Any) {
-        Ok(()) | Err(CoordError::NoNode { .. }) => Ok(()),
-        Err(error) => Err(coordination(error)),
-    }
+    Err(coordination(CoordError::NotEmpty {
+        path: path.to_owned(),
+    }))
 }
 
 /// Claims the next block of `block` producer ids, starting at `floor` or later, with a
