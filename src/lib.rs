@@ -1,15 +1,20 @@
 //! logbus: Kafka and ZooKeeper as a Rust library.
 //!
 //! An application links logbus in, opens a directory, and gets partitioned, durable, append-only
-//! logs in Kafka's on-disk format, and a coordinator with ZooKeeper's semantics, without running
-//! a server.
+//! logs in Kafka's on-disk format, replicated across brokers with leader election, consumer
+//! groups, and a coordinator with ZooKeeper's semantics, without running a server.
 //!
 //! # Layout
 //! - [`record`]: Kafka's record batch v2 format, pure encode and decode.
 //! - [`log`]: one partition's log on disk: segments, indexes, recovery, retention, compaction.
-//! - [`coordinator`]: the `Coordinator` trait with ZooKeeper's model and its in-memory
-//!   implementation.
+//! - [`partition`]: one replica: its log, high watermark, leader epoch, idempotent producers.
+//! - [`replication`]: controller, leader and follower roles, ISR, the `Transport` between brokers.
 //! - [`group`]: consumer groups: the group coordinator, assignors, committed offsets.
+//! - [`broker`]: a node's facade: topics, its replicas, its background threads.
+//! - [`client`]: the producer and the consumer.
+//! - [`coordinator`]: the `Coordinator` trait with ZooKeeper's model, its in-memory
+//!   implementation and the real-ZooKeeper adapter.
+//! - [`clock`]: the injectable clock.
 //!
 //! # Example
 //! ```
