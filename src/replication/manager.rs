@@ -818,32 +818,29 @@ impl ReplicaManager {
 
 impl ReplicaService for ReplicaManager {
     fn handle_fetch(&self, request: FetchRequest) -> FetchResponse {
-        let (response, any_data) = self.serve_fetch_partitions(&request);
-        if any_data || request.max_wait_ms == 0 {
-            return response;
+        if request.max_wait_ms == 0 {
+            return self.serve_fetch_partitions(&request).0;
         }
-        // Long poll: wait for an append to any of the partitions, then answer again.
+        // Long poll: listen for appends first, so that one landing between the check and the
+        // wait still wakes it; then answer at once if there is data, else wait and answer again.
         let notifier = Notifier::new();
         let locals: Vec<Arc<ReplicatedPartition>> = request
             .partitions
             .iter()
             .filter_map(|wanted| self.partition(&wanted.topic, wanted.partition))
             .collect();
-        notifier.reset();
         for local in &locals {
             local.replica().register_append_waiter(&notifier);
         }
-        let (response, any_data) = self.serve_fetch_partitions(&request);
+        let (mut response, any_data) = self.serve_fetch_partitions(&request);
         if !any_data {
             notifier.wait_until(Instant::now() + Duration::from_millis(request.max_wait_ms));
+            response = self.serve_fetch_partitions(&request).0;
         }
         for local in &locals {
             local.replica().unregister_append_waiter(&notifier);
         }
-        if any_data {
-            return response;
-        }
-        self.serve_fetch_partitions(&request).0
+        response
     }
 
     fn handle_end_offsets(&self, request: EpochRequest) -> EpochResponse {
