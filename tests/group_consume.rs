@@ -329,7 +329,9 @@ fn closing_a_member_leaves_at_once_and_the_other_takes_every_partition() {
     let mut leaving = Consumer::with_config(&broker, fast_commits("close"));
     leaving.subscribe(["t"]).unwrap();
     let mut seen_by_leaving = BTreeSet::new();
-    while !(1..4).contains(&leaving.assignment().len()) || seen_by_leaving.len() < 5 {
+    // Wait for the group to share the partitions (under load the first member may already have
+    // read and committed everything by then, so what the leaving member reads is not waited for).
+    while !(1..4).contains(&leaving.assignment().len()) {
         seen_by_leaving.extend(offsets(&leaving.poll(Duration::from_millis(50)).unwrap()));
         assert!(
             started.elapsed() < Duration::from_secs(20),
