@@ -246,3 +246,45 @@ fn follower_that_lost_its_unflushed_tail_catches_up_identically() {
         assert!(report.is_clean(), "seed {seed}: {report:#?}");
     }
 }
+
+/// Coordinator data is input: a partition state that is not JSON is reported as `BadState`
+/// by the brokers holding it, and everything else (the other partition, the controller) goes on.
+#[test]
+fn a_garbage_partition_state_is_a_typed_error_and_holds_up_nothing_else() {
+    use logbus::coordinator::{Coordinator, SessionConfig, Version};
+    let mut sim = Sim::new(
+        5,
+        SimConfig {
+            partitions: 2,
+            producers: 0,
+            consumers: 0,
+            ..SimConfig::default()
+        },
+    );
+    sim.run_brokers(10);
+    let session = sim.coordinator.session(SessionConfig::default()).unwrap();
+    session
+        .set_data(
+            &logbus::replication::state_path(sim::TOPIC, 1),
+            b"{not json",
+            Version::Any,
+        )
+        .unwrap();
+    let leader = sim.leader(0).expect("partition 0 keeps its leader");
+    let broker = sim.broker(leader).unwrap();
+    let stepped = broker.step();
+    assert!(
+        matches!(
+            stepped,
+            Err(BrokerError::Replication(ReplicationError::BadState { ref path, .. }))
+                if path.ends_with("/partitions/1/state")
+        ),
+        "{stepped:?}"
+    );
+    // Partition 0 still takes writes and commits them.
+    acknowledged(&mut sim, "still fine").expect("partition 0 works");
+    // The failover of partition 0 still happens with partition 1's state unreadable.
+    sim.crash(leader);
+    sim.run_brokers(EXPIRY_TICKS);
+    assert!(sim.leader(0).is_some_and(|new| new != leader));
+}

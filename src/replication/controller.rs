@@ -300,13 +300,21 @@ pub fn reconcile(
     };
     let mut written = Vec::new();
     for topic in topics {
-        let Some(assignment) = read_assignment(session, &topic)? else {
-            continue;
+        let assignment = match read_assignment(session, &topic) {
+            Ok(Some(assignment)) => assignment,
+            Ok(None) | Err(ReplicationError::BadState { .. }) => continue,
+            Err(error) => return Err(error),
         };
         let unclean = policy.unclean_leader_election(&topic);
         for (partition, replicas) in assignment.partitions.iter().enumerate() {
             let partition = partition as u32;
-            let current = read_state(session, &topic, partition)?;
+            // An unreadable state is left for an operator (it is reported by the brokers that
+            // hold the partition); the controller goes on with the others.
+            let current = match read_state(session, &topic, partition) {
+                Ok(current) => current,
+                Err(ReplicationError::BadState { .. }) => continue,
+                Err(error) => return Err(error),
+            };
             let Some((next, kind)) = decide(current.as_ref(), replicas, &live, unclean, config)
             else {
                 continue;

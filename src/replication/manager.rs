@@ -263,25 +263,23 @@ impl ReplicaManager {
         // One step at a time: a caller's step (after creating a topic, say) then returns only
         // once the work it noted is done, whichever thread did it.
         let _step = self.step_lock.lock();
-        self.drain_events()?;
-        let work = self.take_role_work();
-        let result = self.apply_work(&work);
-        if result.is_err() {
-            self.requeue(work);
-        }
-        result?;
-        self.write_isr_changes()?;
-        self.run_controller()?;
+        // Every stage runs even when an earlier one failed (a partition whose state cannot be
+        // read must not stop the controller); the first error is reported.
+        let mut first_error = None;
+        let mut note = |result: Result<(), ReplicationError>| {
+            if let Err(error) = result {
+                first_error.get_or_insert(error);
+            }
+        };
+        note(self.drain_events());
+        note(self.apply_work(&self.take_role_work()));
+        note(self.write_isr_changes());
+        note(self.run_controller());
         // What the controller just wrote (or an ISR write that lost a race) applies now rather
         // than a step later.
-        let work = self.take_role_work();
-        let result = self.apply_work(&work);
-        if result.is_err() {
-            self.requeue(work);
-        }
-        result?;
+        note(self.apply_work(&self.take_role_work()));
         self.maybe_checkpoint_high_watermarks();
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Takes the noted topics and partitions (the controller flag stays for `run_controller`).
@@ -293,14 +291,6 @@ impl ReplicaManager {
             everything: std::mem::take(&mut pending.everything),
             controller: false,
         }
-    }
-
-    fn requeue(&self, work: Work) {
-        let mut pending = self.work.lock();
-        pending.topics.extend(work.topics);
-        pending.partitions.extend(work.partitions);
-        pending.everything |= work.everything;
-        pending.controller |= work.controller;
     }
 
     fn drain_events(&self) -> Result<(), ReplicationError> {
@@ -374,42 +364,62 @@ impl ReplicaManager {
         }
     }
 
+    /// Rereads what `work` names and applies it; what fails is noted again for the next step.
     fn apply_work(&self, work: &Work) -> Result<(), ReplicationError> {
         let session = self.session();
+        let mut first_error = None;
         let mut topics = work.topics.clone();
         if work.everything {
             match session.get_children(TOPICS_PATH, crate::coordinator::Watch::None) {
                 Ok((children, _)) => topics.extend(children),
                 Err(CoordError::NoNode { .. }) => {}
-                Err(error) => return Err(error.into()),
+                Err(error) => {
+                    self.work.lock().everything = true;
+                    first_error.get_or_insert(error.into());
+                }
             }
         }
         let mut partitions = work.partitions.clone();
         for topic in &topics {
-            let assignment = read_assignment(session.as_ref(), topic)?;
-            let count = match &assignment {
-                Some(assignment) => assignment.partitions.len() as u32,
-                None => 0,
-            };
-            match assignment {
-                Some(assignment) => {
-                    self.assignments.lock().insert(topic.clone(), assignment);
-                }
-                None => {
-                    let hosted = self.partitions.read().keys().any(|key| &*key.0 == topic);
-                    self.assignments.lock().remove(topic);
-                    if hosted {
-                        self.remove_topic(topic);
-                        self.host.topic_deleted(topic);
-                    }
+            match read_assignment(session.as_ref(), topic) {
+                Ok(assignment) => partitions.extend(self.apply_assignment(topic, assignment)),
+                Err(error) => {
+                    self.work.lock().topics.insert(topic.clone());
+                    first_error.get_or_insert(error);
                 }
             }
-            partitions.extend((0..count).map(|partition| (topic.clone(), partition)));
         }
+        // One partition's unreadable state (or failing replica) must not hold up the others.
         for (topic, partition) in partitions {
-            self.reconcile_partition(session.as_ref(), &topic, partition)?;
+            if let Err(error) = self.reconcile_partition(session.as_ref(), &topic, partition) {
+                self.work.lock().partitions.insert((topic, partition));
+                first_error.get_or_insert(error);
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Caches a topic's assignment (or forgets a deleted topic, with its replicas here) and
+    /// returns its partitions to reconcile.
+    fn apply_assignment(&self, topic: &str, assignment: Option<Assignment>) -> Vec<(String, u32)> {
+        match assignment {
+            Some(assignment) => {
+                let count = assignment.partitions.len() as u32;
+                self.assignments.lock().insert(topic.to_owned(), assignment);
+                (0..count)
+                    .map(|partition| (topic.to_owned(), partition))
+                    .collect()
+            }
+            None => {
+                let hosted = self.partitions.read().keys().any(|key| &*key.0 == topic);
+                self.assignments.lock().remove(topic);
+                if hosted {
+                    self.remove_topic(topic);
+                    self.host.topic_deleted(topic);
+                }
+                Vec::new()
+            }
+        }
     }
 
     /// Rereads one partition's state and applies it to this broker's replica (opening the
