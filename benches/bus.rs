@@ -35,7 +35,7 @@ use logbus::log::{Log, LogConfig, NewRecord};
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{bench_root, median, percentile, pre_touch, selected};
+use support::{bench_root, median, percentile, pre_touch, selected, Table};
 
 const VALUE_BYTES: usize = 100;
 const MIB: usize = 1 << 20;
@@ -416,36 +416,4 @@ fn open_broker(dir: &Path) -> Broker {
         },
     )
     .expect("open the broker")
-}
-
-#[derive(Default)]
-struct Table {
-    rows: Vec<[String; 5]>,
-}
-
-impl Table {
-    fn add(&mut self, figure: String, value: String, baseline: String, ratio: String, goal: &str) {
-        println!("  {figure}: {value} (baseline {baseline}, ratio {ratio}, goal {goal})");
-        self.rows
-            .push([figure, value, baseline, ratio, goal.to_owned()]);
-    }
-
-    fn print(&self) {
-        let header = ["figure", "value (median)", "baseline", "ratio", "goal"].map(String::from);
-        let mut widths = [0; 5];
-        for row in std::iter::once(&header).chain(&self.rows) {
-            for (width, cell) in widths.iter_mut().zip(row) {
-                *width = (*width).max(cell.chars().count());
-            }
-        }
-        println!();
-        for row in std::iter::once(&header).chain(&self.rows) {
-            let cells: Vec<String> = row
-                .iter()
-                .zip(widths)
-                .map(|(cell, width)| format!("{cell:width$}"))
-                .collect();
-            println!("| {} |", cells.join(" | "));
-        }
-    }
 }

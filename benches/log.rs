@@ -30,7 +30,7 @@ use logbus::record::{
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{bench_root, median, percentile, pre_touch, selected};
+use support::{bench_root, median, percentile, pre_touch, selected, Table};
 
 const VALUE_BYTES: usize = 100;
 const MIB: usize = 1 << 20;
@@ -83,95 +83,6 @@ fn main() {
 // ---------------------------------------------------------------------------------------------
 // Harness: medians, the table, warm-up
 // ---------------------------------------------------------------------------------------------
-
-struct Row {
-    figure: String,
-    value: String,
-    baseline: String,
-    ratio: String,
-    goal: &'static str,
-}
-
-#[derive(Default)]
-struct Table {
-    rows: Vec<Row>,
-}
-
-impl Table {
-    fn add(
-        &mut self,
-        figure: String,
-        value: String,
-        baseline: String,
-        ratio: String,
-        goal: &'static str,
-    ) {
-        println!("  {figure}: {value} (baseline {baseline}, ratio {ratio}, goal {goal})");
-        self.rows.push(Row {
-            figure,
-            value,
-            baseline,
-            ratio,
-            goal,
-        });
-    }
-
-    fn print(&self) {
-        let widths = [
-            self.rows
-                .iter()
-                .map(|r| r.figure.len())
-                .max()
-                .unwrap_or(0)
-                .max(6),
-            self.rows
-                .iter()
-                .map(|r| r.value.len())
-                .max()
-                .unwrap_or(0)
-                .max(5),
-            self.rows
-                .iter()
-                .map(|r| r.baseline.len())
-                .max()
-                .unwrap_or(0)
-                .max(8),
-            self.rows
-                .iter()
-                .map(|r| r.ratio.len())
-                .max()
-                .unwrap_or(0)
-                .max(5),
-        ];
-        println!();
-        println!(
-            "{:w0$} | {:w1$} | {:w2$} | {:w3$} | goal",
-            "figure",
-            "value (median)",
-            "baseline",
-            "ratio",
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2],
-            w3 = widths[3]
-        );
-        println!("{}", "-".repeat(widths.iter().sum::<usize>() + 30));
-        for row in &self.rows {
-            println!(
-                "{:w0$} | {:w1$} | {:w2$} | {:w3$} | {}",
-                row.figure,
-                row.value,
-                row.baseline,
-                row.ratio,
-                row.goal,
-                w0 = widths[0],
-                w1 = widths[1],
-                w2 = widths[2],
-                w3 = widths[3]
-            );
-        }
-    }
-}
 
 fn big_log_bytes() -> usize {
     match std::env::var("LOGBUS_BENCH_BIG").as_deref() {

@@ -27,7 +27,7 @@ use logbus::replication::{InProcessNetwork, ReplicationConfig};
 
 #[path = "support/mod.rs"]
 mod support;
-use support::{bench_root, median, percentile, pre_touch, selected};
+use support::{bench_root, median, percentile, pre_touch, selected, Table};
 
 const VALUE_BYTES: usize = 100;
 const RECORDS: usize = 300_000;
@@ -41,21 +41,17 @@ fn main() {
         println!("load average at start: {}", load.trim());
     }
     pre_touch(256 << 20);
-    let mut rows = Vec::new();
+    let mut table = Table::default();
     if selected("throughput") {
-        throughput(root.path(), &mut rows);
+        throughput(root.path(), &mut table);
     }
     if selected("latency") {
-        latency(root.path(), &mut rows);
+        latency(root.path(), &mut table);
     }
     if selected("failover") {
-        failover(root.path(), &mut rows);
+        failover(root.path(), &mut table);
     }
-    println!();
-    println!("| figure | value (median) | baseline | ratio | goal |");
-    for row in rows {
-        println!("| {} |", row.join(" | "));
-    }
+    table.print();
 }
 
 /// Brokers sharing one coordinator and network; one broker alone is the baseline.
@@ -151,7 +147,7 @@ fn produce_rate(root: &Path, size: i32, acks: Acks, records: usize) -> f64 {
     rate
 }
 
-fn throughput(root: &Path, rows: &mut Vec<[String; 5]>) {
+fn throughput(root: &Path, table: &mut Table) {
     println!("throughput: {RECORDS} records of {VALUE_BYTES} bytes to 3 partitions");
     produce_rate(root, 1, Acks::Leader, RECORDS / 5);
     produce_rate(root, 3, Acks::All, RECORDS / 5);
@@ -163,13 +159,13 @@ fn throughput(root: &Path, rows: &mut Vec<[String; 5]>) {
     }
     let (single, replicated) = (median(single), median(replicated));
     println!("  acks=All x3: {replicated:.0}/s, single acks=Leader: {single:.0}/s");
-    rows.push([
+    table.add(
         "produce, acks=All, 3 brokers, RF 3".into(),
         format!("{:.2} M rec/s", replicated / 1e6),
         format!("{:.2} M rec/s single broker acks=Leader", single / 1e6),
         format!("{:.0} %", 100.0 * replicated / single),
-        ">= 50 %".into(),
-    ]);
+        ">= 50 %",
+    );
 }
 
 fn send_latencies(root: &Path, size: i32, acks: Acks) -> Vec<f64> {
@@ -200,7 +196,7 @@ fn send_latencies(root: &Path, size: i32, acks: Acks) -> Vec<f64> {
     samples
 }
 
-fn latency(root: &Path, rows: &mut Vec<[String; 5]>) {
+fn latency(root: &Path, table: &mut Table) {
     println!("latency: {LATENCY_RECORDS} sends, one at a time");
     let single = send_latencies(root, 1, Acks::Leader);
     let replicated = send_latencies(root, 3, Acks::All);
@@ -210,13 +206,13 @@ fn latency(root: &Path, rows: &mut Vec<[String; 5]>) {
             percentile(&single, fraction),
         );
         println!("  {name}: acks=All x3 {value:.0} us, single acks=Leader {baseline:.0} us");
-        rows.push([
+        table.add(
             format!("produce latency {name}, acks=All, 3 brokers"),
             format!("{value:.0} us"),
             format!("{baseline:.0} us single broker acks=Leader"),
             format!("{:.1}x", value / baseline),
-            "-".into(),
-        ]);
+            "-",
+        );
     }
 }
 
@@ -263,16 +259,16 @@ fn failover_ms(root: &Path) -> f64 {
     elapsed
 }
 
-fn failover(root: &Path, rows: &mut Vec<[String; 5]>) {
+fn failover(root: &Path, table: &mut Table) {
     println!("failover: session timeout {SESSION_TIMEOUT_MS} ms");
     let samples: Vec<f64> = (0..REPETITIONS).map(|_| failover_ms(root)).collect();
     let value = median(samples);
     println!("  crash to first acknowledged write: {value:.0} ms");
-    rows.push([
+    table.add(
         "failover, leader crash to first ack on the new leader".into(),
         format!("{value:.0} ms"),
         format!("{SESSION_TIMEOUT_MS} ms session timeout"),
         format!("{:.2}x", value / SESSION_TIMEOUT_MS as f64),
-        "-".into(),
-    ]);
+        "-",
+    );
 }

@@ -42,3 +42,44 @@ pub fn bench_root() -> BenchRoot {
 pub fn selected(case: &str) -> bool {
     std::env::var("LOGBUS_BENCH_ONLY").map_or(true, |only| only.split(',').any(|name| name == case))
 }
+
+/// The figures of a bench run, printed as they come and as a Markdown table at the end (the
+/// README's tables are pasted from it).
+#[derive(Default)]
+pub struct Table {
+    rows: Vec<[String; 5]>,
+}
+
+impl Table {
+    pub fn add(
+        &mut self,
+        figure: String,
+        value: String,
+        baseline: String,
+        ratio: String,
+        goal: &str,
+    ) {
+        println!("  {figure}: {value} (baseline {baseline}, ratio {ratio}, goal {goal})");
+        self.rows
+            .push([figure, value, baseline, ratio, goal.to_owned()]);
+    }
+
+    pub fn print(&self) {
+        let header = ["figure", "value (median)", "baseline", "ratio", "goal"].map(String::from);
+        let mut widths = [0; 5];
+        for row in std::iter::once(&header).chain(&self.rows) {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        println!();
+        for row in std::iter::once(&header).chain(&self.rows) {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(widths)
+                .map(|(cell, width)| format!("{cell:width$}"))
+                .collect();
+            println!("| {} |", cells.join(" | "));
+        }
+    }
+}
