@@ -118,11 +118,11 @@ fn wait_in_sync(cluster: &Cluster, partitions: u32) {
     }
 }
 
-fn produce_rate(root: &Path, size: i32, acks: Acks, records: usize) -> f64 {
+/// A cluster of `size` brokers with the bench topic in sync on all of them, and a producer.
+fn ready_producer(root: &Path, size: i32, acks: Acks) -> (Cluster, Producer) {
     let cluster = cluster(root, size);
-    let factor = size as u16;
     cluster.brokers[0]
-        .create_topic("bench", topic(factor))
+        .create_topic("bench", topic(size as u16))
         .expect("create the topic");
     wait_in_sync(&cluster, 3);
     let producer = Producer::with_config(
@@ -133,6 +133,11 @@ fn produce_rate(root: &Path, size: i32, acks: Acks, records: usize) -> f64 {
         },
     )
     .expect("a producer");
+    (cluster, producer)
+}
+
+fn produce_rate(root: &Path, size: i32, acks: Acks, records: usize) -> f64 {
+    let (_cluster, producer) = ready_producer(root, size, acks);
     let value = Bytes::from(vec![b'v'; VALUE_BYTES]);
     let started = Instant::now();
     for i in 0..records {
@@ -169,19 +174,7 @@ fn throughput(root: &Path, table: &mut Table) {
 }
 
 fn send_latencies(root: &Path, size: i32, acks: Acks) -> Vec<f64> {
-    let cluster = cluster(root, size);
-    cluster.brokers[0]
-        .create_topic("bench", topic(size as u16))
-        .expect("create the topic");
-    wait_in_sync(&cluster, 3);
-    let producer = Producer::with_config(
-        &cluster.brokers[0],
-        ProducerConfig {
-            acks,
-            ..ProducerConfig::default()
-        },
-    )
-    .expect("a producer");
+    let (_cluster, producer) = ready_producer(root, size, acks);
     let value = Bytes::from(vec![b'v'; VALUE_BYTES]);
     let mut samples = Vec::with_capacity(LATENCY_RECORDS);
     for i in 0..LATENCY_RECORDS + 500 {
