@@ -58,6 +58,9 @@ pub struct BrokerConfig {
     pub network: Option<Arc<InProcessNetwork>>,
     pub replication: ReplicationConfig,
     pub drive: Drive,
+    /// Where this broker serves Kafka's protocol (`kafka::KafkaServer`), registered with the
+    /// broker so other brokers' Metadata answers name it.
+    pub advertised_listener: Option<crate::replication::Endpoint>,
 }
 
 impl std::fmt::Debug for BrokerConfig {
@@ -86,6 +89,7 @@ impl Default for BrokerConfig {
                 ..ReplicationConfig::default()
             },
             drive: Drive::Threads,
+            advertised_listener: None,
         }
     }
 }
@@ -188,6 +192,7 @@ impl Broker {
             transport,
             Arc::clone(&config.clock),
             host,
+            config.advertised_listener.clone(),
         )
         .map_err(|error| match error {
             ReplicationError::Coordination(CoordError::NodeExists { .. }) => {

@@ -6,3 +6,8 @@
 //! - [`KafkaServer`]: the listener, one thread per connection, requests answered in order.
 
 pub mod decode;
+mod errors;
+mod handler;
+mod server;
+
+pub use server::{KafkaServer, KafkaServerConfig, ServerStats};

@@ -128,6 +128,8 @@ pub struct ReplicaManager {
     step_lock: Mutex<()>,
     /// This broker's registration epoch: the creation zxid of its `/brokers/ids/<id>`.
     broker_epoch: AtomicI64,
+    /// Where this broker serves Kafka's protocol, registered with it.
+    endpoint: Option<super::controller::Endpoint>,
 }
 
 impl std::fmt::Debug for ReplicaManager {
@@ -157,10 +159,17 @@ impl ReplicaManager {
         transport: Arc<dyn Transport>,
         clock: Arc<dyn Clock>,
         host: Arc<dyn ReplicaHost>,
+        endpoint: Option<super::controller::Endpoint>,
     ) -> Result<ReplicaManager, ReplicationError> {
-        let (session, broker_epoch) =
-            open_registered_session(coordinator.as_ref(), broker_id, intact, &config)?;
+        let (session, broker_epoch) = open_registered_session(
+            coordinator.as_ref(),
+            broker_id,
+            intact,
+            endpoint.as_ref(),
+            &config,
+        )?;
         Ok(ReplicaManager {
+            endpoint,
             broker_epoch: AtomicI64::new(broker_epoch),
             broker_id,
             config,
@@ -303,6 +312,7 @@ impl ReplicaManager {
                 self.coordinator.as_ref(),
                 self.broker_id,
                 true,
+                self.endpoint.as_ref(),
                 &self.config,
             );
             let (renewed, broker_epoch) = match renewed {
@@ -949,6 +959,7 @@ fn open_registered_session(
     coordinator: &dyn Coordinator,
     broker_id: i32,
     intact: bool,
+    endpoint: Option<&super::controller::Endpoint>,
     config: &ReplicationConfig,
 ) -> Result<(Arc<dyn Session>, i64), ReplicationError> {
     let session =
@@ -961,7 +972,7 @@ fn open_registered_session(
     }
     session.create(
         &format!("{BROKER_IDS_PATH}/{broker_id}"),
-        &super::controller::registration_data(broker_id, intact),
+        &super::controller::registration_data(broker_id, intact, endpoint),
         CreateMode::Ephemeral,
     )?;
     let registration = session
