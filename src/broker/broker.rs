@@ -186,13 +186,15 @@ impl Broker {
         });
         let replication = ReplicaManager::start(
             config.broker_id,
-            intact,
+            crate::replication::Registrant {
+                intact,
+                endpoint: config.advertised_listener.clone(),
+            },
             config.replication,
             Arc::clone(&coordinator),
             transport,
             Arc::clone(&config.clock),
             host,
-            config.advertised_listener.clone(),
         )
         .map_err(|error| match error {
             ReplicationError::Coordination(CoordError::NodeExists { .. }) => {

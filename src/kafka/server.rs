@@ -277,9 +277,9 @@ fn serve_connection(shared: &Shared, stream: TcpStream) -> Result<(), Connection
         };
         shared.counters.requests.fetch_add(1, Ordering::Relaxed);
         let mut body = frame;
-        let decoded = decode_header(&mut body).and_then(|header| {
+        let decoded = decode_header(&mut body).map(|header| {
             let request = decode_request(&header, &mut body);
-            Ok((header, request))
+            (header, request)
         });
         let (header, request) = match decoded {
             Ok(decoded) => decoded,

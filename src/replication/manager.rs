@@ -106,6 +106,16 @@ struct Work {
     controller: bool,
 }
 
+/// What a broker registers about itself in `/brokers/ids/<id>`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Registrant {
+    /// Whether the broker holds everything it acknowledged before (every log was closed
+    /// cleanly, or flushes each append); see [`registration_data`](super::registration_data).
+    pub intact: bool,
+    /// Where it serves Kafka's protocol, if it does.
+    pub endpoint: Option<super::controller::Endpoint>,
+}
+
 /// One broker's replication.
 pub struct ReplicaManager {
     broker_id: i32,
@@ -149,18 +159,16 @@ impl ReplicaManager {
     /// `Coordination(NodeExists)` wrapped as the caller sees fit when the id is in use; other
     /// coordinator errors.
     ///
-    /// `intact` says whether the broker holds everything it acknowledged before (every log
-    /// was closed cleanly, or flushes each append); see [`registration_data`].
     pub fn start(
         broker_id: i32,
-        intact: bool,
+        registrant: Registrant,
         config: ReplicationConfig,
         coordinator: Arc<dyn Coordinator>,
         transport: Arc<dyn Transport>,
         clock: Arc<dyn Clock>,
         host: Arc<dyn ReplicaHost>,
-        endpoint: Option<super::controller::Endpoint>,
     ) -> Result<ReplicaManager, ReplicationError> {
+        let Registrant { intact, endpoint } = registrant;
         let (session, broker_epoch) = open_registered_session(
             coordinator.as_ref(),
             broker_id,
