@@ -7,6 +7,7 @@ Each subcommand prints one JSON document on stdout; the Rust test checks it agai
     consume BOOTSTRAP TOPIC COUNT             kafka-python, from the beginning, no group
     group BOOTSTRAP TOPIC GROUP COUNT         two confluent-kafka members share TOPIC, commit
     resume BOOTSTRAP TOPIC GROUP COUNT        one member of GROUP reads COUNT records from the commit
+    latency BOOTSTRAP TOPIC COUNT             confluent-kafka, one acks=all record at a time (bench)
 """
 
 import json
@@ -227,6 +228,31 @@ def resume(bootstrap, topic, group_id, count):
     return {"records": records}
 
 
+def latency(bootstrap, topic, count):
+    """One 100-byte record at a time, acks=all: the time from produce to its delivery report,
+    in microseconds (after a warm-up of 200 records)."""
+    from confluent_kafka import Producer
+
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 0,
+        }
+    )
+    value = b"x" * 100
+    samples = []
+    for i in range(count + 200):
+        started = time.perf_counter()
+        producer.produce(topic, value=value)
+        if producer.flush(30) != 0:
+            raise SystemExit("a record was not delivered in 30 s")
+        if i >= 200:
+            samples.append((time.perf_counter() - started) * 1e6)
+    return {"samples_us": samples}
+
+
 def main():
     command, args = sys.argv[1], sys.argv[2:]
     if command == "metadata":
@@ -239,6 +265,8 @@ def main():
         result = consume(args[0], args[1], int(args[2]))
     elif command == "group":
         result = group(args[0], args[1], args[2], int(args[3]))
+    elif command == "latency":
+        result = latency(args[0], args[1], int(args[2]))
     elif command == "resume":
         result = resume(args[0], args[1], args[2], int(args[3]))
     else:
