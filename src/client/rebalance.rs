@@ -178,6 +178,8 @@ impl Consumer {
                     metadata: metadata.clone(),
                 })
                 .collect(),
+            // The in-process call cannot lose its response: no member-id round.
+            require_known_member_id: false,
         })
     }
 

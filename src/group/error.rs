@@ -14,6 +14,10 @@ pub enum GroupError {
     /// The member id is not (or no longer) a member of the group.
     #[error("group {group}: unknown member id {member_id:?}")]
     UnknownMemberId { group: String, member_id: String },
+    /// JoinGroup v4+ with an empty member id (KIP-394): join again with `member_id`, which the
+    /// coordinator holds as pending for one session timeout.
+    #[error("group {group}: member id required, join again as {member_id:?}")]
+    MemberIdRequired { group: String, member_id: String },
     /// The group is rebalancing: rejoin.
     #[error("group {group} is rebalancing")]
     RebalanceInProgress { group: String },
