@@ -109,9 +109,11 @@ impl GroupCoordinator {
         offsets_partition_for(group, self.config.offsets_topic_partitions)
     }
 
-    /// Marks `partition` as loading: its groups answer `CoordinatorLoadInProgress` until
+    /// Marks `partition` as loading: what this coordinator held of it is forgotten (the load
+    /// reads it all again) and its groups answer `CoordinatorLoadInProgress` until
     /// [`GroupCoordinator::finish_load`].
     pub fn begin_load(&mut self, partition: u32) {
+        self.resign(partition);
         if let Some(state) = self.ownership.get_mut(partition as usize) {
             *state = Ownership::Loading;
         }

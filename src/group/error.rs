@@ -78,6 +78,10 @@ pub enum OffsetsLogError {
     /// This node does not lead the partition (the replicated implementation).
     #[error("not the leader of offsets partition {partition}")]
     NotLeader { partition: u32 },
+    /// The replicated append was not acknowledged: too few in-sync replicas, its wait timed
+    /// out, or the leadership moved while it waited (the records may or may not survive).
+    #[error(transparent)]
+    Replication(#[from] crate::replication::ReplicationError),
     #[error("offsets partition {partition} does not exist")]
     UnknownPartition { partition: u32 },
     /// A record to append does not fit a batch.
