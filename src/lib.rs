@@ -41,6 +41,8 @@ pub mod client;
 pub mod clock;
 pub mod coordinator;
 pub mod group;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod log;
 pub mod partition;
 pub mod record;

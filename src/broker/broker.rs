@@ -58,6 +58,9 @@ pub struct BrokerConfig {
     pub network: Option<Arc<InProcessNetwork>>,
     pub replication: ReplicationConfig,
     pub drive: Drive,
+    /// Where this broker serves Kafka's protocol (`kafka::KafkaServer`), registered with the
+    /// broker so other brokers' Metadata answers name it.
+    pub advertised_listener: Option<crate::replication::Endpoint>,
 }
 
 impl std::fmt::Debug for BrokerConfig {
@@ -86,6 +89,7 @@ impl Default for BrokerConfig {
                 ..ReplicationConfig::default()
             },
             drive: Drive::Threads,
+            advertised_listener: None,
         }
     }
 }
@@ -182,7 +186,10 @@ impl Broker {
         });
         let replication = ReplicaManager::start(
             config.broker_id,
-            intact,
+            crate::replication::Registrant {
+                intact,
+                endpoint: config.advertised_listener.clone(),
+            },
             config.replication,
             Arc::clone(&coordinator),
             transport,

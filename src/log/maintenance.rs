@@ -422,6 +422,28 @@ impl Log {
         Ok((active, files, indexer))
     }
 
+    /// The largest record timestamp in the log and the first offset holding it (Kafka's
+    /// ListOffsets `MAX_TIMESTAMP`). `None` for an empty log.
+    ///
+    /// # Errors
+    /// `Corrupt` or `Io` reading the segments.
+    pub fn max_timestamp(&self) -> Result<Option<(u64, i64)>, LogError> {
+        let mut max = None;
+        for segment in self.snapshot().iter() {
+            if segment.next_offset() <= self.log_start_offset() {
+                continue;
+            }
+            let timestamp = segment.max_timestamp()?;
+            if max.is_none_or(|known| timestamp > known) {
+                max = Some(timestamp);
+            }
+        }
+        match max {
+            Some(timestamp) => self.offset_for_timestamp(timestamp),
+            None => Ok(None),
+        }
+    }
+
     /// The first offset whose record timestamp is at or after `timestamp`, with that timestamp
     /// (Kafka's ListOffsets by time). `None` when every record is older.
     ///

@@ -154,8 +154,83 @@ pub struct Registration {
 /// The content of `/brokers/ids/<id>`: Kafka's fields, and `intact`, false when the broker
 /// restarted after a crash that may have cut records its logs had not flushed (KIP-966's
 /// unclean-shutdown flag).
-pub fn registration_data(broker_id: i32, intact: bool) -> Vec<u8> {
-    format!("{{\"version\":5,\"broker_id\":{broker_id},\"intact\":{intact}}}").into_bytes()
+///
+/// With an `endpoint` (a broker that serves Kafka's protocol), Kafka's `host`, `port` and
+/// `endpoints` fields say where clients reach it.
+pub fn registration_data(broker_id: i32, intact: bool, endpoint: Option<&Endpoint>) -> Vec<u8> {
+    match endpoint {
+        None => format!("{{\"version\":5,\"broker_id\":{broker_id},\"intact\":{intact}}}"),
+        Some(endpoint) => {
+            let host = super::json::escape(&endpoint.host);
+            let port = endpoint.port;
+            format!(
+                "{{\"version\":5,\"broker_id\":{broker_id},\"intact\":{intact},\
+                 \"host\":\"{host}\",\"port\":{port},\
+                 \"endpoints\":[\"PLAINTEXT://{host}:{port}\"]}}"
+            )
+        }
+    }
+    .into_bytes()
+}
+
+/// Where a broker serves Kafka's protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+/// The Kafka endpoints of the live brokers that registered one.
+///
+/// # Errors
+/// Coordinator errors.
+pub fn broker_endpoints(
+    session: &dyn Session,
+) -> Result<BTreeMap<i32, Endpoint>, ReplicationError> {
+    let children = match session.get_children(BROKER_IDS_PATH, Watch::None) {
+        Ok((children, _)) => children,
+        Err(CoordError::NoNode { .. }) => return Ok(BTreeMap::new()),
+        Err(error) => return Err(error.into()),
+    };
+    let mut endpoints = BTreeMap::new();
+    for child in children {
+        let Ok(id) = child.parse::<i32>() else {
+            continue;
+        };
+        let data = match session.get_data(&format!("{BROKER_IDS_PATH}/{child}"), Watch::None) {
+            Ok((data, _)) => data,
+            Err(CoordError::NoNode { .. }) => continue,
+            Err(error) => return Err(error.into()),
+        };
+        let Ok(value) = super::json::parse(&data) else {
+            continue;
+        };
+        let host = match value.get("host") {
+            Some(super::json::Value::Str(host)) => host.clone(),
+            _ => continue,
+        };
+        let Some(port) = value
+            .get("port")
+            .and_then(super::json::Value::as_i64)
+            .and_then(|port| u16::try_from(port).ok())
+        else {
+            continue;
+        };
+        endpoints.insert(id, Endpoint { host, port });
+    }
+    Ok(endpoints)
+}
+
+/// The broker id holding `/controller`, if any.
+///
+/// # Errors
+/// Coordinator errors.
+pub fn controller_id(session: &dyn Session) -> Result<Option<i32>, ReplicationError> {
+    match session.get_data(CONTROLLER_PATH, Watch::None) {
+        Ok((data, _)) => Ok(decode_controller(&data).ok()),
+        Err(CoordError::NoNode { .. }) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// The live brokers and their registrations.

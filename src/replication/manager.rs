@@ -119,6 +119,16 @@ struct Work {
     controller: bool,
 }
 
+/// What a broker registers about itself in `/brokers/ids/<id>`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Registrant {
+    /// Whether the broker holds everything it acknowledged before (every log was closed
+    /// cleanly, or flushes each append); see [`registration_data`](super::registration_data).
+    pub intact: bool,
+    /// Where it serves Kafka's protocol, if it does.
+    pub endpoint: Option<super::controller::Endpoint>,
+}
+
 /// One broker's replication.
 pub struct ReplicaManager {
     broker_id: i32,
@@ -143,6 +153,8 @@ pub struct ReplicaManager {
     step_lock: Mutex<()>,
     /// This broker's registration epoch: the creation zxid of its `/brokers/ids/<id>`.
     broker_epoch: AtomicI64,
+    /// Where this broker serves Kafka's protocol, registered with it.
+    endpoint: Option<super::controller::Endpoint>,
 }
 
 impl std::fmt::Debug for ReplicaManager {
@@ -162,20 +174,25 @@ impl ReplicaManager {
     /// `Coordination(NodeExists)` wrapped as the caller sees fit when the id is in use; other
     /// coordinator errors.
     ///
-    /// `intact` says whether the broker holds everything it acknowledged before (every log
-    /// was closed cleanly, or flushes each append); see [`registration_data`].
     pub fn start(
         broker_id: i32,
-        intact: bool,
+        registrant: Registrant,
         config: ReplicationConfig,
         coordinator: Arc<dyn Coordinator>,
         transport: Arc<dyn Transport>,
         clock: Arc<dyn Clock>,
         host: Arc<dyn ReplicaHost>,
     ) -> Result<ReplicaManager, ReplicationError> {
-        let (session, broker_epoch) =
-            open_registered_session(coordinator.as_ref(), broker_id, intact, &config)?;
+        let Registrant { intact, endpoint } = registrant;
+        let (session, broker_epoch) = open_registered_session(
+            coordinator.as_ref(),
+            broker_id,
+            intact,
+            endpoint.as_ref(),
+            &config,
+        )?;
         Ok(ReplicaManager {
+            endpoint,
             broker_epoch: AtomicI64::new(broker_epoch),
             broker_id,
             config,
@@ -338,6 +355,7 @@ impl ReplicaManager {
                 self.coordinator.as_ref(),
                 self.broker_id,
                 true,
+                self.endpoint.as_ref(),
                 &self.config,
             );
             let (renewed, broker_epoch) = match renewed {
@@ -997,6 +1015,7 @@ fn open_registered_session(
     coordinator: &dyn Coordinator,
     broker_id: i32,
     intact: bool,
+    endpoint: Option<&super::controller::Endpoint>,
     config: &ReplicationConfig,
 ) -> Result<(Arc<dyn Session>, i64), ReplicationError> {
     let session =
@@ -1009,7 +1028,7 @@ fn open_registered_session(
     }
     session.create(
         &format!("{BROKER_IDS_PATH}/{broker_id}"),
-        &super::controller::registration_data(broker_id, intact),
+        &super::controller::registration_data(broker_id, intact, endpoint),
         CreateMode::Ephemeral,
     )?;
     let registration = session

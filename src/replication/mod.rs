@@ -23,13 +23,13 @@ mod transport;
 
 pub use assign::assign_replicas;
 pub use controller::{
-    decide, live_broker_ids, live_brokers, read_assignment, read_state, registration_data,
-    ControllerConfig, ControllerState, Election, ElectionKind, Registration, TopicPolicy,
-    MAX_ASSIGNED_PARTITIONS,
+    broker_endpoints, controller_id, decide, live_broker_ids, live_brokers, read_assignment,
+    read_state, registration_data, ControllerConfig, ControllerState, Election, ElectionKind,
+    Endpoint, Registration, TopicPolicy, MAX_ASSIGNED_PARTITIONS,
 };
 pub use error::ReplicationError;
 pub use json::JsonError;
-pub use manager::{LeadershipListener, ReplicaHost, ReplicaManager, ReplicationConfig};
+pub use manager::{LeadershipListener, Registrant, ReplicaHost, ReplicaManager, ReplicationConfig};
 pub use partition::{AckLevel, PartitionSettings, PendingAppend, PlantedBugs, ReplicatedPartition};
 pub use state::{
     controller_data, decode_controller, state_path, topic_path, Assignment, PartitionState,

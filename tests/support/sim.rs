@@ -280,6 +280,7 @@ impl Sim {
                 ..ReplicationConfig::default()
             },
             drive: Drive::Manual,
+            advertised_listener: None,
         }
     }
 

@@ -1,0 +1,13 @@
+//! A Kafka-protocol front end: a TCP server that serves a [`Broker`](crate::broker::Broker) to
+//! Kafka's own clients (the `kafka` feature).
+//!
+//! - [`decode`]: request frames, decoded with bounds (no field read from the wire sizes an
+//!   allocation beyond the frame that carries it).
+//! - [`KafkaServer`]: the listener, one thread per connection, requests answered in order.
+
+pub mod decode;
+mod errors;
+mod handler;
+mod server;
+
+pub use server::{KafkaServer, KafkaServerConfig, ServerStats};
