@@ -683,6 +683,10 @@ impl Broker {
         self.inner.replication.stop();
         // A dead process stops heartbeating: its session expires after its timeout.
         self.inner.replication.session().stop_heartbeat();
+        // Nor does it answer group requests: clients look for the next coordinator.
+        if let Some(groups) = self.inner.groups.lock().as_ref() {
+            groups.resign_all();
+        }
         let topics: Vec<Arc<TopicState>> =
             self.inner.store.topics.read().values().cloned().collect();
         topics

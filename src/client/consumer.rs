@@ -39,6 +39,9 @@ pub enum OffsetReset {
 /// - `enable_auto_commit`: true; `auto_commit_interval_ms`: 5000
 /// - `partition_assignment_strategy`: `[range, cooperative-sticky]` (Kafka 3.x: range is used
 ///   until every member also lists cooperative-sticky first)
+/// - `retry_backoff_ms`: 100 (the wait before finding the group coordinator again after it
+///   moved); `default_api_timeout_ms`: 60000 (how long a commit, join or offset fetch keeps
+///   finding it)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerConfig {
     pub max_poll_records: usize,
@@ -54,6 +57,8 @@ pub struct ConsumerConfig {
     pub enable_auto_commit: bool,
     pub auto_commit_interval_ms: u64,
     pub partition_assignment_strategy: Vec<AssignmentStrategy>,
+    pub retry_backoff_ms: u64,
+    pub default_api_timeout_ms: u64,
 }
 
 impl Default for ConsumerConfig {
@@ -75,6 +80,8 @@ impl Default for ConsumerConfig {
                 AssignmentStrategy::range(),
                 AssignmentStrategy::cooperative_sticky(),
             ],
+            retry_backoff_ms: 100,
+            default_api_timeout_ms: 60_000,
         }
     }
 }
@@ -165,7 +172,7 @@ pub struct Consumer {
 }
 
 /// How often a polling consumer looks up its partitions' leaders again.
-const ROUTE_CHECK_MS: u64 = 100;
+pub(super) const ROUTE_CHECK_MS: u64 = 100;
 
 impl Consumer {
     pub fn new(broker: &Broker) -> Consumer {
@@ -279,7 +286,7 @@ impl Consumer {
 
     /// Moves reads of partitions whose leader changed (or whose replica closed) to the replica
     /// the cluster now serves them from; at most every `ROUTE_CHECK_MS`.
-    fn follow_leaders(&mut self) {
+    pub(super) fn follow_leaders(&mut self) {
         if self
             .routes_checked
             .is_some_and(|at| at.elapsed() < Duration::from_millis(ROUTE_CHECK_MS))

@@ -6,17 +6,23 @@
 //! With `subscribe` it joins the group: `poll` rejoins when the heartbeat reports a rebalance,
 //! when the subscription's topics change (a pattern matching a new topic) or when a subscribed
 //! topic gains partitions.
+//!
+//! The coordinator is found through a [`CoordinatorLink`]: the leader of the group's
+//! `__consumer_offsets` partition, found again (with backoff) when it moves, as after a broker
+//! failure.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::consumer::ROUTE_CHECK_MS;
+use super::coordinator_link::{coordinator_moved, CoordinatorLink};
 use super::heartbeat::{BeatEvent, Heartbeat};
 use super::pattern::TopicPattern;
 use super::{ConsumeError, Consumer, ConsumerRecord, TopicPartition};
 use crate::group::{
-    Assignor, BlockingCoordinator, CommitRequest, CooperativeSticky, GroupError, MemberRef,
-    OffsetAndMetadata, Range, RebalanceProtocol, RoundRobin,
+    Assignor, CommitRequest, CooperativeSticky, GroupError, MemberRef, OffsetAndMetadata, Range,
+    RebalanceProtocol, RoundRobin,
 };
 
 /// An assignor in `partition_assignment_strategy`; two are equal when their names are.
@@ -88,7 +94,7 @@ pub(super) enum Subscribed {
 
 /// A consumer's membership and commit state.
 pub(super) struct GroupMember {
-    pub coordinator: Arc<BlockingCoordinator>,
+    pub link: Arc<CoordinatorLink>,
     pub group_id: String,
     pub subscribed: Subscribed,
     /// The topics the subscription names now (a pattern resolved against the broker).
@@ -120,7 +126,8 @@ impl std::fmt::Debug for GroupMember {
 }
 
 impl Consumer {
-    /// The group member, made on first use (which creates `__consumer_offsets` if needed).
+    /// The group member, made on first use; its coordinator is found (and
+    /// `__consumer_offsets` created if needed) on its first call.
     pub(super) fn group_member(&mut self) -> Result<&mut GroupMember, ConsumeError> {
         if self.group.is_none() {
             let group_id = self
@@ -128,16 +135,22 @@ impl Consumer {
                 .group_id
                 .clone()
                 .ok_or(ConsumeError::NoGroupId)?;
-            let coordinator = self.broker.group_coordinator()?;
+            let link = Arc::new(CoordinatorLink::new(
+                self.broker.clone(),
+                group_id.clone(),
+                self.config.retry_backoff_ms,
+                self.config.default_api_timeout_ms,
+            ));
             let heartbeat = Heartbeat::start(
-                Arc::clone(&coordinator),
+                Arc::clone(&link),
+                Arc::clone(self.broker.clock()),
                 Arc::clone(&self.notifier),
                 self.config.heartbeat_interval_ms,
                 self.config.max_poll_interval_ms,
             );
             let now_ms = self.broker.clock().now_ms();
             self.group = Some(Box::new(GroupMember {
-                coordinator,
+                link,
                 group_id,
                 subscribed: Subscribed::Nothing,
                 topics: BTreeSet::new(),
@@ -270,6 +283,7 @@ impl Consumer {
             }
             self.seek_to_committed()?;
             self.maybe_auto_commit();
+            self.follow_leaders();
             let records = if self.assigned.is_empty() {
                 Vec::new()
             } else {
@@ -281,7 +295,10 @@ impl Consumer {
             if self.group.as_ref().is_some_and(|g| g.rejoin) {
                 continue;
             }
-            if !self.notifier.wait_until(deadline) && Instant::now() >= deadline {
+            // Waits are cut into slices so that a leader that moved (whose appends wake no one
+            // here) is looked up again, as in an assigned consumer's poll.
+            let slice = (Instant::now() + Duration::from_millis(ROUTE_CHECK_MS)).min(deadline);
+            if !self.notifier.wait_until(slice) && Instant::now() >= deadline {
                 return Ok(records);
             }
             self.group_member()?.heartbeat.polled();
@@ -300,7 +317,10 @@ impl Consumer {
             return Ok(());
         }
         let group = self.group_member()?;
-        let committed = group.coordinator.committed(&group.group_id, Some(&unset))?;
+        let group_id = group.group_id.clone();
+        let committed = group
+            .link
+            .call(|coordinator| coordinator.committed(&group_id, Some(&unset)))?;
         for (partition, offset) in committed {
             self.seek(&partition, offset.offset)?;
         }
@@ -338,7 +358,10 @@ impl Consumer {
     ///
     /// # Errors
     /// `NoGroupId`; `Group`: `IllegalGeneration`, `UnknownMemberId`, `FencedInstanceId`,
-    /// `RebalanceInProgress` (the group moved on; the next poll rejoins), `Storage`.
+    /// `RebalanceInProgress` (the group moved on; the next poll rejoins), `Storage`; the
+    /// coordinator's `NotCoordinator`, `CoordinatorNotAvailable` or
+    /// `CoordinatorLoadInProgress` when no coordinator took it within
+    /// `default_api_timeout_ms`.
     pub fn commit_sync(&mut self) -> Result<(), ConsumeError> {
         let offsets = self.positions();
         self.commit_offsets_sync(offsets)
@@ -359,7 +382,10 @@ impl Consumer {
             offsets: offsets.into_iter().collect(),
         };
         let group = self.group_member()?;
-        match group.coordinator.commit_offsets(&request) {
+        match group
+            .link
+            .call(|coordinator| coordinator.commit_offsets(&request))
+        {
             Ok(()) => {
                 for (partition, offset) in &request.offsets {
                     group
@@ -371,13 +397,15 @@ impl Consumer {
             Err(error) => {
                 if matches!(
                     error,
-                    GroupError::IllegalGeneration { .. }
-                        | GroupError::UnknownMemberId { .. }
-                        | GroupError::RebalanceInProgress { .. }
+                    ConsumeError::Group(
+                        GroupError::IllegalGeneration { .. }
+                            | GroupError::UnknownMemberId { .. }
+                            | GroupError::RebalanceInProgress { .. }
+                    )
                 ) {
                     group.rejoin = true;
                 }
-                Err(error.into())
+                Err(error)
             }
         }
     }
@@ -429,9 +457,10 @@ impl Consumer {
         partitions: &[TopicPartition],
     ) -> Result<BTreeMap<TopicPartition, OffsetAndMetadata>, ConsumeError> {
         let group = self.group_member()?;
-        Ok(group
-            .coordinator
-            .committed(&group.group_id, Some(partitions))?)
+        let group_id = group.group_id.clone();
+        group
+            .link
+            .call(|coordinator| coordinator.committed(&group_id, Some(partitions)))
     }
 
     /// How far `partition`'s position is behind its end (the high watermark); `None` before
@@ -499,9 +528,15 @@ impl Consumer {
         if member_id.is_empty() || instance.is_some() {
             return Ok(());
         }
-        match group.coordinator.leave(&group.group_id, &member_id, None) {
-            Ok(()) | Err(GroupError::UnknownMemberId { .. }) => Ok(()),
-            Err(error) => Err(error.into()),
+        let group_id = group.group_id.clone();
+        match group
+            .link
+            .call_once(|coordinator| coordinator.leave(&group_id, &member_id, None))
+        {
+            Ok(()) | Err(ConsumeError::Group(GroupError::UnknownMemberId { .. })) => Ok(()),
+            // No coordinator to tell now: the member's session expires it instead.
+            Err(error) if coordinator_moved(&error) => Ok(()),
+            Err(error) => Err(error),
         }
     }
 

@@ -6,6 +6,10 @@
 //!
 //! Due times come from the injected clock; the thread waits on a condition variable for the
 //! clock's remaining milliseconds (with a manual clock, heartbeats then come from `poll`).
+//!
+//! A heartbeat answered "the coordinator moved" (or not reachable) is no news for the polling
+//! thread: the link forgets that coordinator and the next heartbeat goes to the new one, which
+//! loaded the member with a fresh session.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -13,8 +17,10 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
+use super::coordinator_link::{coordinator_moved, CoordinatorLink};
+use super::ConsumeError;
 use crate::clock::Clock;
-use crate::group::{BlockingCoordinator, GroupError, MemberRef};
+use crate::group::{GroupError, MemberRef};
 use crate::partition::Notifier;
 
 /// What the heartbeat learned for the polling thread.
@@ -42,7 +48,7 @@ struct BeatState {
 struct Shared {
     state: Mutex<BeatState>,
     wake: Condvar,
-    coordinator: Arc<BlockingCoordinator>,
+    link: Arc<CoordinatorLink>,
     clock: Arc<dyn Clock>,
     /// The consumer's notifier: woken so a blocked poll sees the event.
     notifier: Arc<Notifier>,
@@ -59,12 +65,12 @@ pub(super) struct Heartbeat {
 
 impl Heartbeat {
     pub fn start(
-        coordinator: Arc<BlockingCoordinator>,
+        link: Arc<CoordinatorLink>,
+        clock: Arc<dyn Clock>,
         notifier: Arc<Notifier>,
         interval_ms: u32,
         max_poll_interval_ms: u32,
     ) -> Heartbeat {
-        let clock = Arc::clone(coordinator.clock());
         let now_ms = clock.now_ms();
         let shared = Arc::new(Shared {
             state: Mutex::new(BeatState {
@@ -73,7 +79,7 @@ impl Heartbeat {
                 ..BeatState::default()
             }),
             wake: Condvar::new(),
-            coordinator,
+            link,
             clock,
             notifier,
             interval_ms: i64::from(interval_ms.max(1)),
@@ -144,6 +150,22 @@ fn run(shared: &Shared) {
     }
 }
 
+/// What a heartbeat's answer means for the polling thread, if anything.
+fn beat_event(answer: Result<(), ConsumeError>) -> Option<BeatEvent> {
+    match answer {
+        Ok(()) => None,
+        // Tried again on the next beat, at the coordinator found then.
+        Err(error) if coordinator_moved(&error) => None,
+        Err(ConsumeError::Group(GroupError::RebalanceInProgress { .. })) => {
+            Some(BeatEvent::Rebalance)
+        }
+        Err(ConsumeError::Group(error)) => Some(BeatEvent::Lost(error)),
+        // Finding the coordinator failed (the offsets topic could not be read or made): the
+        // next beat tries again; the session covers the gap.
+        Err(_) => None,
+    }
+}
+
 enum Action {
     Beat(MemberRef),
     Leave(MemberRef),
@@ -172,17 +194,18 @@ fn beat_if_due(shared: &Shared, now_ms: i64) {
         Action::Leave(member) => {
             if member.group_instance_id.is_none() {
                 // Best effort: if the leave fails the session expires the member anyway.
-                let _ = shared
-                    .coordinator
-                    .leave(&member.group_id, &member.member_id, None);
+                let _ = shared.link.call_once(|coordinator| {
+                    coordinator.leave(&member.group_id, &member.member_id, None)
+                });
             }
             None
         }
-        Action::Beat(member) => match shared.coordinator.heartbeat(&member) {
-            Ok(()) => None,
-            Err(GroupError::RebalanceInProgress { .. }) => Some((member, BeatEvent::Rebalance)),
-            Err(error) => Some((member, BeatEvent::Lost(error))),
-        },
+        Action::Beat(member) => {
+            let answer = shared
+                .link
+                .call_once(|coordinator| coordinator.heartbeat(&member));
+            beat_event(answer).map(|event| (member, event))
+        }
     };
     let mut state = shared.state.lock();
     if let Some((member, event)) = event {

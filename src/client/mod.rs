@@ -6,6 +6,7 @@
 
 mod accumulator;
 mod consumer;
+mod coordinator_link;
 mod group_member;
 mod heartbeat;
 mod partitioner;

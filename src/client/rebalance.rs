@@ -103,8 +103,8 @@ impl Consumer {
         let group = self.group_member()?;
         group.heartbeat.set_member(None);
         group.rejoin = false;
-        let coordinator = std::sync::Arc::clone(&group.coordinator);
-        let response = coordinator.join(&request)?;
+        let link = std::sync::Arc::clone(&group.link);
+        let response = link.call(|coordinator| coordinator.join(&request))?;
         let group = self.group_member()?;
         group.member_id.clone_from(&response.member_id);
         group.generation = response.generation_id;
@@ -124,11 +124,13 @@ impl Consumer {
             member: member.clone(),
             assignments,
         };
-        let bytes = coordinator.sync(&sync)?;
+        let bytes = link.call(|coordinator| coordinator.sync(&sync))?;
         let assignment =
             MemberAssignment::decode(&bytes).map_err(|failure| GroupError::Corrupt {
                 what: "member assignment",
-                partition: coordinator.partition_for(&request.group_id),
+                partition: link
+                    .coordinator()
+                    .map_or(0, |c| c.partition_for(&request.group_id)),
                 offset: 0,
                 reason: failure.0,
             })?;
@@ -178,6 +180,8 @@ impl Consumer {
                     metadata: metadata.clone(),
                 })
                 .collect(),
+            // The in-process call cannot lose its response: no member-id round.
+            require_known_member_id: false,
         })
     }
 

@@ -16,7 +16,7 @@ use super::messages::{
     CommitRequest, GroupDescription, GroupListing, JoinRequest, JoinResponse, JoinStatus,
     MemberRef, SyncRequest,
 };
-use super::{GroupError, OffsetAndMetadata, OffsetsLog, TopicPartition};
+use super::{GroupError, OffsetAndMetadata, OffsetsLog, OffsetsLogError, TopicPartition};
 use crate::clock::Clock;
 use crate::record::{BatchBuilder, BatchSpec, RecordBatch};
 
@@ -123,6 +123,29 @@ impl BlockingCoordinator {
         drop(shared);
         self.changed.notify_all();
         result
+    }
+
+    /// Stops serving `partition` (this node no longer leads it): its groups are forgotten
+    /// here and their calls, waiting ones included, answer `NotCoordinator`.
+    pub fn resign(&self, partition: u32) {
+        self.shared.lock().core.resign(partition);
+        self.changed_now();
+    }
+
+    /// Stops serving every partition (the node is going away).
+    pub fn resign_all(&self) {
+        let mut shared = self.shared.lock();
+        for partition in 0..self.log.partitions() {
+            shared.core.resign(partition);
+        }
+        drop(shared);
+        self.changed_now();
+    }
+
+    /// Wakes every waiter to look at a state that changed outside `run`.
+    fn changed_now(&self) {
+        self.shared.lock().version += 1;
+        self.changed.notify_all();
     }
 
     /// Takes over every partition of the log; a partition that fails does not stop the others.
@@ -291,11 +314,15 @@ impl BlockingCoordinator {
         self.run(|core, now| core.leave(group, member_id, instance_id, now))
     }
 
-    /// OffsetCommit: validated, stored in `__consumer_offsets`, then visible to `committed`.
-    /// A commit that fails never moves an offset.
+    /// OffsetCommit: validated, stored in `__consumer_offsets` (replicated: acknowledged by
+    /// the in-sync replicas), then visible to `committed`. A commit that fails never moves an
+    /// offset.
     ///
     /// # Errors
-    /// As [`GroupCoordinator::prepare_commit`]; `Storage` when the append fails.
+    /// As [`GroupCoordinator::prepare_commit`]; `NotCoordinator` when this node stopped
+    /// leading the group's offsets partition before the append was acknowledged (the client
+    /// finds the new coordinator and commits again); `Storage` when the append fails
+    /// otherwise.
     pub fn commit_offsets(&self, request: &CommitRequest) -> Result<(), GroupError> {
         let (records, partition, ticket) = {
             let mut shared = self.shared.lock();
@@ -316,7 +343,7 @@ impl BlockingCoordinator {
             shared.version += 1;
         }
         self.turns.done(partition);
-        appended
+        appended.map_err(|error| moved_coordinator(error, &request.member.group_id))
     }
 
     /// OffsetFetch.
@@ -376,6 +403,21 @@ impl BlockingCoordinator {
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+}
+
+/// An append refused because this node no longer leads the partition is Kafka's
+/// `NOT_COORDINATOR` to the client.
+fn moved_coordinator(error: GroupError, group: &str) -> GroupError {
+    match error {
+        GroupError::Storage {
+            partition,
+            source: OffsetsLogError::NotLeader { .. },
+        } => GroupError::NotCoordinator {
+            group: group.to_owned(),
+            partition,
+        },
+        other => other,
     }
 }
 

@@ -109,9 +109,11 @@ impl GroupCoordinator {
         offsets_partition_for(group, self.config.offsets_topic_partitions)
     }
 
-    /// Marks `partition` as loading: its groups answer `CoordinatorLoadInProgress` until
+    /// Marks `partition` as loading: what this coordinator held of it is forgotten (the load
+    /// reads it all again) and its groups answer `CoordinatorLoadInProgress` until
     /// [`GroupCoordinator::finish_load`].
     pub fn begin_load(&mut self, partition: u32) {
+        self.resign(partition);
         if let Some(state) = self.ownership.get_mut(partition as usize) {
             *state = Ownership::Loading;
         }
@@ -194,12 +196,15 @@ impl GroupCoordinator {
             })
     }
 
-    /// JoinGroup. A new group is created; a member joining with an empty member id gets one.
+    /// JoinGroup. A new group is created; a member joining with an empty member id gets one,
+    /// at once or (with `require_known_member_id`, dynamic members only) through a
+    /// `MemberIdRequired` answer it joins again with.
     ///
     /// # Errors
     /// `InvalidGroupId`, `NotCoordinator`, `CoordinatorLoadInProgress`,
     /// `CoordinatorNotAvailable` (a group being deleted), `InvalidSessionTimeout`,
-    /// `InconsistentGroupProtocol`, `UnknownMemberId`, `FencedInstanceId`.
+    /// `InconsistentGroupProtocol`, `MemberIdRequired`, `UnknownMemberId` (also for a member
+    /// id that is neither a member nor pending), `FencedInstanceId`.
     pub fn join(&mut self, request: &JoinRequest, now_ms: i64) -> Result<JoinStatus, GroupError> {
         self.check_served(&request.group_id)?;
         if !request.member_id.is_empty() && !self.groups.contains_key(&request.group_id) {

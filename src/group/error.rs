@@ -14,6 +14,10 @@ pub enum GroupError {
     /// The member id is not (or no longer) a member of the group.
     #[error("group {group}: unknown member id {member_id:?}")]
     UnknownMemberId { group: String, member_id: String },
+    /// JoinGroup v4+ with an empty member id (KIP-394): join again with `member_id`, which the
+    /// coordinator holds as pending for one session timeout.
+    #[error("group {group}: member id required, join again as {member_id:?}")]
+    MemberIdRequired { group: String, member_id: String },
     /// The group is rebalancing: rejoin.
     #[error("group {group} is rebalancing")]
     RebalanceInProgress { group: String },
@@ -74,6 +78,10 @@ pub enum OffsetsLogError {
     /// This node does not lead the partition (the replicated implementation).
     #[error("not the leader of offsets partition {partition}")]
     NotLeader { partition: u32 },
+    /// The replicated append was not acknowledged: too few in-sync replicas, its wait timed
+    /// out, or the leadership moved while it waited (the records may or may not survive).
+    #[error(transparent)]
+    Replication(#[from] crate::replication::ReplicationError),
     #[error("offsets partition {partition} does not exist")]
     UnknownPartition { partition: u32 },
     /// A record to append does not fit a batch.

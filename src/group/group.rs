@@ -21,13 +21,13 @@ pub(crate) struct MemberIds {
 }
 
 impl MemberIds {
-    /// A member id not in `taken` (a loaded group may hold ids from a coordinator started at
-    /// the same clock reading, as with a manual clock).
-    fn fresh(&mut self, client_id: &str, taken: &BTreeMap<String, Member>) -> String {
+    /// A member id that `group` neither has nor holds pending (a loaded group may hold ids
+    /// from a coordinator started at the same clock reading, as with a manual clock).
+    fn fresh(&mut self, client_id: &str, group: &Group) -> String {
         loop {
             self.next += 1;
             let id = format!("{client_id}-{:x}-{}", self.prefix, self.next);
-            if !taken.contains_key(&id) {
+            if !group.members.contains_key(&id) && !group.pending.contains_key(&id) {
                 return id;
             }
         }
@@ -52,6 +52,9 @@ pub(crate) struct Group {
     pub protocol: Option<String>,
     pub leader: Option<String>,
     pub members: BTreeMap<String, Member>,
+    /// Member ids handed out by a `MemberIdRequired` answer (KIP-394), not members yet, each
+    /// with when it is forgotten unless it joins: the join time plus its session timeout.
+    pub pending: BTreeMap<String, i64>,
     /// Static members: instance id to the member id holding it.
     pub instances: BTreeMap<String, String>,
     /// PreparingRebalance: when members that have not rejoined are dropped. CompletingRebalance:
@@ -76,6 +79,7 @@ impl Group {
             protocol: None,
             leader: None,
             members: BTreeMap::new(),
+            pending: BTreeMap::new(),
             instances: BTreeMap::new(),
             deadline_ms: None,
             join_not_before_ms: now_ms,
@@ -173,8 +177,18 @@ impl Group {
         let member_id = if request.member_id.is_empty() {
             match instance.and_then(|i| self.instances.get(i).cloned()) {
                 Some(old_id) => self.rejoin_static(&old_id, request, ids, now_ms),
-                None => self.add_member(request, limits, ids, now_ms),
+                // Static members skip the round, as in Kafka: their instance id already
+                // names them, so a lost response leaves no orphan.
+                None if request.require_known_member_id && instance.is_none() => {
+                    return Err(self.add_pending(request, ids, now_ms));
+                }
+                None => {
+                    let id = ids.fresh(&request.client_id, self);
+                    self.add_member(id, request, limits, now_ms)
+                }
             }
+        } else if instance.is_none() && self.pending.remove(&request.member_id).is_some() {
+            self.add_member(request.member_id.clone(), request, limits, now_ms)
         } else {
             self.check_member(&request.member_id, instance)?;
             self.rejoin(request, now_ms)
@@ -229,14 +243,30 @@ impl Group {
                 .any(|p| others.iter().all(|m| m.supports(&p.name)))
     }
 
-    fn add_member(
+    /// Hands out a member id to join again with and holds it pending for one session: no
+    /// member, no rebalance.
+    fn add_pending(
         &mut self,
         request: &JoinRequest,
-        limits: JoinLimits,
         ids: &mut MemberIds,
         now_ms: i64,
+    ) -> GroupError {
+        let id = ids.fresh(&request.client_id, self);
+        let forget_at_ms = now_ms + i64::from(request.session_timeout_ms);
+        self.pending.insert(id.clone(), forget_at_ms);
+        GroupError::MemberIdRequired {
+            group: self.id.clone(),
+            member_id: id,
+        }
+    }
+
+    fn add_member(
+        &mut self,
+        id: String,
+        request: &JoinRequest,
+        limits: JoinLimits,
+        now_ms: i64,
     ) -> String {
-        let id = ids.fresh(&request.client_id, &self.members);
         let member = Member::from_request(id.clone(), request, self.next_join_order, now_ms);
         self.next_join_order += 1;
         if let Some(instance) = &request.group_instance_id {
@@ -303,7 +333,7 @@ impl Group {
         ids: &mut MemberIds,
         now_ms: i64,
     ) -> String {
-        let new_id = ids.fresh(&request.client_id, &self.members);
+        let new_id = ids.fresh(&request.client_id, self);
         let Some(mut member) = self.members.remove(old_id) else {
             return new_id;
         };
@@ -381,9 +411,13 @@ impl Group {
         self.deadline_ms = Some(now_ms + rebalance_timeout_ms);
     }
 
+    /// Completes the join phase once every member has rejoined and no pending member id is
+    /// still on its way back (Kafka waits for those too, so that a member in the middle of
+    /// its KIP-394 round does not cost a second rebalance right after this one).
     fn try_complete_join(&mut self, now_ms: i64) {
         if self.state == GroupState::PreparingRebalance
             && self.members.values().all(|m| m.joined)
+            && self.pending.is_empty()
             && now_ms >= self.join_not_before_ms
         {
             self.complete_join(now_ms);
@@ -591,6 +625,10 @@ impl Group {
         now_ms: i64,
     ) -> Result<(), GroupError> {
         self.check_alive()?;
+        if instance_id.is_none() && self.pending.remove(member_id).is_some() {
+            self.try_complete_join(now_ms);
+            return Ok(());
+        }
         let id = match (member_id.is_empty(), instance_id) {
             (true, Some(instance)) => self
                 .instances
@@ -614,8 +652,11 @@ impl Group {
         !(self.state == GroupState::PreparingRebalance && member.joined)
     }
 
-    /// Expires members whose session ran out and ends phases whose deadline passed.
+    /// Expires members and pending member ids whose session ran out and ends phases whose
+    /// deadline passed.
     pub fn tick(&mut self, now_ms: i64) {
+        self.pending
+            .retain(|_, forget_at_ms| *forget_at_ms > now_ms);
         let expired: Vec<String> = self
             .members
             .values()
@@ -664,7 +705,8 @@ impl Group {
             GroupState::CompletingRebalance => self.deadline_ms,
             _ => None,
         };
-        sessions.chain(phase).min()
+        let pending = self.pending.values().copied();
+        sessions.chain(pending).chain(phase).min()
     }
 
     // -----------------------------------------------------------------------------------------

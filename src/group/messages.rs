@@ -29,6 +29,12 @@ pub struct JoinRequest {
     pub protocol_type: String,
     /// In order of preference.
     pub protocols: Vec<Protocol>,
+    /// JoinGroup v4 and later (KIP-394): a dynamic member joining with an empty member id is
+    /// not added at once but answered `MemberIdRequired` with an id to join again with, so a
+    /// client whose first response is lost leaves no orphan member behind. The in-process
+    /// consumer sends `false` (it cannot lose a response); a Kafka-protocol front end sets it
+    /// for JoinGroup v4+.
+    pub require_known_member_id: bool,
 }
 
 /// A member as the leader sees it in its JoinGroup response.

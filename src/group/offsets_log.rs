@@ -1,6 +1,6 @@
 //! Where the coordinator keeps its records: the partitions of `__consumer_offsets`, behind a
-//! small trait so the single broker appends to its local replicas and a replicated broker to
-//! the partition leader (returning only once the in-sync replicas have the batch).
+//! small trait so a broker appends through the partition leader (returning only once the
+//! in-sync replicas have the batch) and tests keep records in memory.
 //!
 //! [`MemoryOffsetsLog`] is the reference implementation, for tests and for wrapping with
 //! injected faults.
@@ -28,7 +28,8 @@ pub trait OffsetsLog: Send + Sync + Debug {
     fn append(&self, partition: u32, batch: &RecordBatch) -> Result<u64, OffsetsLogError>;
 
     /// Whole batches from `from`, at most about `max_bytes` (at least one batch); empty bytes at
-    /// the end of the committed log.
+    /// the end of what a load reads (a replicated log's leader reads to its log end: all it
+    /// holds is what it replicates next).
     ///
     /// # Errors
     /// `UnknownPartition`; the partition's errors (`OffsetOutOfRange` below its start).

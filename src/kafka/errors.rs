@@ -42,6 +42,7 @@ pub const NON_EMPTY_GROUP: i16 = 68;
 pub const GROUP_ID_NOT_FOUND: i16 = 69;
 pub const FENCED_LEADER_EPOCH: i16 = 74;
 pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
+pub const MEMBER_ID_REQUIRED: i16 = 79;
 pub const FENCED_INSTANCE_ID: i16 = 82;
 pub const INVALID_RECORD: i16 = 87;
 pub const UNKNOWN_TOPIC_ID: i16 = 100;
@@ -91,6 +92,7 @@ pub fn code_of_group(error: &GroupError) -> i16 {
         GroupError::UnknownMemberId { .. } => UNKNOWN_MEMBER_ID,
         GroupError::RebalanceInProgress { .. } => REBALANCE_IN_PROGRESS,
         GroupError::FencedInstanceId { .. } => FENCED_INSTANCE_ID,
+        GroupError::MemberIdRequired { .. } => MEMBER_ID_REQUIRED,
         GroupError::CoordinatorNotAvailable { .. } => COORDINATOR_NOT_AVAILABLE,
         GroupError::NotCoordinator { .. } => NOT_COORDINATOR,
         GroupError::CoordinatorLoadInProgress { .. } => COORDINATOR_LOAD_IN_PROGRESS,

@@ -745,6 +745,8 @@ impl Handler {
                     metadata: protocol.metadata.clone(),
                 })
                 .collect(),
+            // KIP-394: JoinGroup v4+ clients expect the member-id round.
+            require_known_member_id: version >= 4,
         };
         match groups.join(&join) {
             Ok(joined) => {
@@ -768,6 +770,9 @@ impl Handler {
             }
             Err(error) => {
                 response.error_code = code_of_group(&error);
+                if let GroupError::MemberIdRequired { member_id, .. } = &error {
+                    response.member_id = text(member_id);
+                }
             }
         }
         response

@@ -93,6 +93,19 @@ pub trait ReplicaHost: Send + Sync {
     fn topic_deleted(&self, topic: &str);
 }
 
+/// Told when this broker starts or stops leading a partition of one topic (Kafka's
+/// `onLeadershipChange` callback, which moves group coordination with the leaders of
+/// `__consumer_offsets`). Calls come from the control step, in the order the roles changed;
+/// a listener may read local logs but must not wait for replication (no `step`, no acks).
+pub trait LeadershipListener: Send + Sync {
+    /// This broker leads `partition` from `leader_epoch` on; called again for each new epoch.
+    fn became_leader(&self, partition: u32, leader_epoch: i32);
+
+    /// This broker no longer leads `partition`: it follows another leader, the partition has
+    /// none, or its replica here is gone.
+    fn resigned(&self, partition: u32);
+}
+
 type PartitionKey = (Arc<str>, u32);
 
 /// Work noted by events and done by the next control step.
@@ -126,6 +139,8 @@ pub struct ReplicaManager {
     clock: Arc<dyn Clock>,
     host: Arc<dyn ReplicaHost>,
     partitions: RwLock<HashMap<PartitionKey, Arc<ReplicatedPartition>>>,
+    /// Who is told of leadership changes, per topic.
+    listeners: RwLock<HashMap<String, Arc<dyn LeadershipListener>>>,
     assignments: Mutex<HashMap<String, Assignment>>,
     work: Mutex<Work>,
     controller: Mutex<ControllerState>,
@@ -187,6 +202,7 @@ impl ReplicaManager {
             clock,
             host,
             partitions: RwLock::new(HashMap::new()),
+            listeners: RwLock::new(HashMap::new()),
             assignments: Mutex::new(HashMap::new()),
             work: Mutex::new(Work {
                 everything: true,
@@ -250,6 +266,25 @@ impl ReplicaManager {
     /// The cached assignment of `topic` (replicas per partition), if known.
     pub fn assignment(&self, topic: &str) -> Option<Assignment> {
         self.assignments.lock().get(topic).cloned()
+    }
+
+    /// Tells `listener` of every later change of this broker's leadership of `topic`'s
+    /// partitions (replacing any listener of that topic). Roles already held are not replayed:
+    /// read them with [`ReplicaManager::partition`] after registering.
+    pub fn set_leadership_listener(&self, topic: &str, listener: Arc<dyn LeadershipListener>) {
+        self.listeners.write().insert(topic.to_owned(), listener);
+    }
+
+    fn tell_listener(&self, topic: &str, partition: u32, local: &ReplicatedPartition) {
+        let Some(listener) = self.listeners.read().get(topic).cloned() else {
+            return;
+        };
+        let (leader, epoch) = local.leader();
+        if leader == self.broker_id {
+            listener.became_leader(partition, epoch);
+        } else {
+            listener.resigned(partition);
+        }
     }
 
     /// Notes that `topic` changed, so the next control step rereads it.
@@ -464,6 +499,7 @@ impl ReplicaManager {
         };
         let local = self.open_partition(topic, partition, &replicas)?;
         if local.apply_state(&state, &replicas, self.broker_epoch(), self.clock.now_ms()) {
+            self.tell_listener(topic, partition, &local);
             self.wakeup.notify();
         }
         Ok(())
@@ -508,8 +544,20 @@ impl ReplicaManager {
 
     /// Forgets a deleted topic's partitions.
     pub fn remove_topic(&self, topic: &str) {
-        self.partitions.write().retain(|key, _| &*key.0 != topic);
+        let mut removed = Vec::new();
+        self.partitions.write().retain(|key, local| {
+            let keep = &*key.0 != topic;
+            if !keep && local.is_leader() {
+                removed.push(key.1);
+            }
+            keep
+        });
         self.assignments.lock().remove(topic);
+        if let Some(listener) = self.listeners.read().get(topic).cloned() {
+            for partition in removed {
+                listener.resigned(partition);
+            }
+        }
     }
 
     fn write_isr_changes(&self) -> Result<(), ReplicationError> {

@@ -29,7 +29,7 @@ pub use controller::{
 };
 pub use error::ReplicationError;
 pub use json::JsonError;
-pub use manager::{Registrant, ReplicaHost, ReplicaManager, ReplicationConfig};
+pub use manager::{LeadershipListener, Registrant, ReplicaHost, ReplicaManager, ReplicationConfig};
 pub use partition::{AckLevel, PartitionSettings, PendingAppend, PlantedBugs, ReplicatedPartition};
 pub use state::{
     controller_data, decode_controller, state_path, topic_path, Assignment, PartitionState,

@@ -49,6 +49,7 @@ pub fn join_request(
         rebalance_timeout_ms: REBALANCE_MS,
         protocol_type: CONSUMER_PROTOCOL_TYPE.into(),
         protocols,
+        require_known_member_id: false,
     }
 }
 
