@@ -253,12 +253,14 @@ fn latency(root: &Path, table: &mut Table) {
         )
         .expect("create");
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !first
-        .leader_of("acked", 0)
-        .and_then(|leader| brokers.iter().find(|(b, _)| b.id() == leader))
-        .and_then(|(b, _)| b.replicated_partition("acked", 0).ok())
-        .is_some_and(|local| local.isr().len() == 3)
-    {
+    let in_sync = || {
+        first
+            .leader_of("acked", 0)
+            .and_then(|leader| brokers.iter().find(|(b, _)| b.id() == leader))
+            .and_then(|(b, _)| b.replicated_partition("acked", 0).ok())
+            .is_some_and(|local| local.isr().len() == 3)
+    };
+    while !in_sync() {
         assert!(Instant::now() < deadline, "replicas never got in sync");
         std::thread::sleep(Duration::from_millis(5));
     }

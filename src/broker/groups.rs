@@ -246,19 +246,30 @@ impl Broker {
         &self,
         group: &str,
     ) -> Result<Arc<BlockingCoordinator>, BrokerError> {
+        let leader = self.group_coordinator_id(group)?;
+        self.peer(leader)
+            .ok_or_else(|| {
+                BrokerError::Group(GroupError::CoordinatorNotAvailable {
+                    group: group.to_owned(),
+                })
+            })?
+            .group_coordinator()
+    }
+
+    /// The id of the broker coordinating `group`: the leader of its `__consumer_offsets`
+    /// partition (the topic is created if the cluster has none yet).
+    ///
+    /// # Errors
+    /// `Group(CoordinatorNotAvailable)` while the partition has no leader; errors creating
+    /// the topic.
+    pub fn group_coordinator_id(&self, group: &str) -> Result<i32, BrokerError> {
         let partitions = self.ensure_offsets_topic()?;
         let partition = offsets_partition_for(group, partitions);
-        let not_available = || {
+        self.leader_of(OFFSETS_TOPIC, partition).ok_or_else(|| {
             BrokerError::Group(GroupError::CoordinatorNotAvailable {
                 group: group.to_owned(),
             })
-        };
-        let leader = self
-            .leader_of(OFFSETS_TOPIC, partition)
-            .ok_or_else(not_available)?;
-        self.peer(leader)
-            .ok_or_else(not_available)?
-            .group_coordinator()
+        })
     }
 
     /// Creates `__consumer_offsets` if the cluster does not have it; returns its partition

@@ -694,11 +694,11 @@ impl Handler {
             response.error_message = Some(text("transactions are not supported"));
             return response;
         }
-        match self.groups() {
-            Ok(_) => {
-                response.node_id = BrokerId(self.broker.id());
-                response.host = text(&self.host);
-                response.port = i32::from(self.port);
+        match self.coordinator_endpoint(request.key.as_str()) {
+            Ok((id, host, port)) => {
+                response.node_id = BrokerId(id);
+                response.host = text(&host);
+                response.port = i32::from(port);
             }
             Err(code) => response.error_code = code,
         }
@@ -706,6 +706,26 @@ impl Handler {
             response.error_message = Some(text("group coordinator unavailable"));
         }
         response
+    }
+
+    /// Where `group`'s coordinator serves Kafka's protocol: the leader of the group's
+    /// `__consumer_offsets` partition, this broker or another.
+    fn coordinator_endpoint(&self, group: &str) -> Result<(i32, String, u16), i16> {
+        let id = self
+            .broker
+            .group_coordinator_id(group)
+            .map_err(|error| code_of_broker(&error))?;
+        if id == self.broker.id() {
+            // Its coordinator loads the partition on first use.
+            self.groups()?;
+            return Ok((id, self.host.clone(), self.port));
+        }
+        let session = self.broker.replication().session();
+        crate::replication::broker_endpoints(session.as_ref())
+            .ok()
+            .and_then(|mut endpoints| endpoints.remove(&id))
+            .map(|endpoint| (id, endpoint.host, endpoint.port))
+            .ok_or(errors::COORDINATOR_NOT_AVAILABLE)
     }
 
     fn join_group(
