@@ -27,7 +27,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use logbus::broker::{Broker, BrokerConfig, TopicConfig};
-use logbus::client::{Consumer, Producer, ProducerRecord, TopicPartition};
+use logbus::client::{
+    Consumer, ConsumerConfig, OffsetReset, Producer, ProducerRecord, TopicPartition,
+};
 use logbus::coordinator::{Coordinator, MemoryCoordinator, MemoryCoordinatorConfig};
 use logbus::kafka::{KafkaServer, KafkaServerConfig};
 use logbus::replication::{Endpoint, InProcessNetwork};
@@ -182,7 +184,13 @@ fn produce_and_consume(root: &Path, table: &mut Table) {
         return;
     }
     let started = Instant::now();
-    let mut consumer = Consumer::new(&broker);
+    let mut consumer = Consumer::with_config(
+        &broker,
+        ConsumerConfig {
+            auto_offset_reset: OffsetReset::Earliest,
+            ..ConsumerConfig::default()
+        },
+    );
     consumer
         .assign((0..3).map(|p| TopicPartition::new("local", p)))
         .expect("assign");
