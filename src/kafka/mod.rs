@@ -4,10 +4,13 @@
 //! - [`decode`]: request frames, decoded with bounds (no field read from the wire sizes an
 //!   allocation beyond the frame that carries it).
 //! - [`KafkaServer`]: the listener, one thread per connection, requests answered in order.
+//! - `replica`: the server's answers to peer brokers (replica fetches, epoch queries, the
+//!   private control messages).
 
 pub mod decode;
 mod errors;
 mod handler;
+mod replica;
 mod server;
 
 pub use server::{KafkaServer, KafkaServerConfig, ServerStats};
