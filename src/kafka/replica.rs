@@ -70,23 +70,21 @@ pub(super) fn replica_fetch(broker: &Broker, request: &FetchRequest) -> FetchRes
         }
     }
     let mut answers: HashMap<Key, Result<FetchedData, ReplicaError>> = HashMap::new();
-    match broker_epoch {
-        Some(replica_broker_epoch) => {
-            let served = broker
-                .replication()
-                .handle_fetch(replication::FetchRequest {
-                    replica_id: request.replica_id.0,
-                    replica_broker_epoch,
-                    max_wait_ms: request.max_wait_ms.clamp(0, MAX_REPLICA_WAIT_MS) as u64,
-                    max_partition_bytes,
-                    partitions,
-                });
-            for answer in served.partitions {
-                answers.insert((answer.topic, answer.partition), answer.result);
-            }
+    // Without the broker epoch the fetch is not a broker's of this cluster: every partition
+    // then answers that this broker has no such replica.
+    if let Some(replica_broker_epoch) = broker_epoch {
+        let served = broker
+            .replication()
+            .handle_fetch(replication::FetchRequest {
+                replica_id: request.replica_id.0,
+                replica_broker_epoch,
+                max_wait_ms: request.max_wait_ms.clamp(0, MAX_REPLICA_WAIT_MS) as u64,
+                max_partition_bytes,
+                partitions,
+            });
+        for answer in served.partitions {
+            answers.insert((answer.topic, answer.partition), answer.result);
         }
-        // Not a broker of this cluster: every partition answers that this is no replica's.
-        None => {}
     }
     let mut response = FetchResponse::default();
     for topic in &request.topics {
