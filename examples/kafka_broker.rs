@@ -9,17 +9,19 @@
 //!
 //! Without `--zookeeper` the broker is alone, with its coordinator embedded. With it, brokers
 //! sharing the ensemble (and chroot) form a cluster: controller election, partition leaders and
-//! ISR live in ZooKeeper as Kafka's did. Options: `--advertised-host H` (the host clients are
-//! told; default the listen address), `--partitions N` (Kafka's `num.partitions` for
-//! auto-created topics), `--replication-factor N` (`default.replication.factor`),
-//! `--session-timeout-ms N`. Stops on SIGINT/SIGTERM or when stdin closes with `--stdin-stop`.
+//! ISR live in ZooKeeper as Kafka's did, and followers replicate from leaders over Kafka's
+//! protocol (`KafkaTransport`; see README's "Brokers on several machines").
+//!
+//! Options: `--advertised-host H` (the host clients are told; default the listen address),
+//! `--partitions N` (Kafka's `num.partitions` for auto-created topics), `--replication-factor N`
+//! (`default.replication.factor`), `--session-timeout-ms N`. Stops on SIGINT/SIGTERM or when stdin closes with `--stdin-stop`.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use logbus::broker::{Broker, BrokerConfig};
-use logbus::kafka::{KafkaServer, KafkaServerConfig};
+use logbus::kafka::{KafkaServer, KafkaServerConfig, KafkaTransport, KafkaTransportConfig};
 use logbus::replication::Endpoint;
 
 struct Args {
@@ -141,6 +143,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             logbus::coordinator::ZooKeeperConfig::new(connect.as_str()),
         )?;
         config.coordinator = Some(Arc::new(coordinator));
+        // Peers are other processes: replicate to them over Kafka's protocol.
+        config.transport = Some(KafkaTransport::new(KafkaTransportConfig::default()) as _);
     }
     let broker = Broker::open_with(&args.data, config)?;
     let server = KafkaServer::serve(

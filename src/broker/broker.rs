@@ -47,6 +47,9 @@ pub enum Drive {
 /// - `coordinator`: `None`: a fresh in-memory [`MemoryCoordinator`] of the broker's own.
 /// - `network`: `None`: an in-process network of the broker's own. Brokers of one cluster in
 ///   one process share one.
+/// - `transport`: `None`: the broker reaches its peers through `network`. `Some` takes
+///   precedence for replication traffic (for example `kafka::KafkaTransport`, to brokers in
+///   other processes); the broker still attaches to `network`, which then holds only itself.
 /// - `replication`: [`ReplicationConfig::default`], with `session_timeout_ms` 18 000.
 /// - `drive`: [`Drive::Threads`].
 #[derive(Clone)]
@@ -56,6 +59,7 @@ pub struct BrokerConfig {
     pub maintenance_interval_ms: Option<u64>,
     pub coordinator: Option<Arc<dyn Coordinator>>,
     pub network: Option<Arc<InProcessNetwork>>,
+    pub transport: Option<Arc<dyn Transport>>,
     pub replication: ReplicationConfig,
     pub drive: Drive,
     /// Where this broker serves Kafka's protocol (`kafka::KafkaServer`), registered with the
@@ -70,6 +74,7 @@ impl std::fmt::Debug for BrokerConfig {
             .field("clock", &self.clock)
             .field("maintenance_interval_ms", &self.maintenance_interval_ms)
             .field("coordinator", &self.coordinator.as_ref().map(|_| "custom"))
+            .field("transport", &self.transport.as_ref().map(|_| "custom"))
             .field("replication", &self.replication)
             .field("drive", &self.drive)
             .finish()
@@ -84,6 +89,7 @@ impl Default for BrokerConfig {
             maintenance_interval_ms: Some(30_000),
             coordinator: None,
             network: None,
+            transport: None,
             replication: ReplicationConfig {
                 session_timeout_ms: BROKER_SESSION_TIMEOUT_MS,
                 ..ReplicationConfig::default()
@@ -177,7 +183,10 @@ impl Broker {
             topics: RwLock::new(topics),
         });
         let host: Arc<dyn crate::replication::ReplicaHost> = Arc::clone(&store) as _;
-        let transport: Arc<dyn Transport> = Arc::clone(&network) as _;
+        let transport: Arc<dyn Transport> = match &config.transport {
+            Some(transport) => Arc::clone(transport),
+            None => Arc::clone(&network) as _,
+        };
         let intact = store.topics.read().values().all(|topic| {
             topic.replicas().iter().all(|replica| {
                 replica.log().opened_after_clean_shutdown()
@@ -205,6 +214,7 @@ impl Broker {
             other => BrokerError::Replication(other),
         })?;
         let replication = Arc::new(replication);
+        replication.transport().bind(Arc::downgrade(&replication));
         let session = replication.session();
         let known: Vec<(String, Arc<TopicState>)> = store
             .topics

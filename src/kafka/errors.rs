@@ -4,7 +4,7 @@ use crate::broker::BrokerError;
 use crate::group::GroupError;
 use crate::log::LogError;
 use crate::partition::PartitionError;
-use crate::replication::ReplicationError;
+use crate::replication::{ReplicaError, ReplicationError};
 
 pub const UNKNOWN_SERVER_ERROR: i16 = -1;
 pub const NONE: i16 = 0;
@@ -33,6 +33,7 @@ pub const TOPIC_ALREADY_EXISTS: i16 = 36;
 pub const INVALID_PARTITIONS: i16 = 37;
 pub const INVALID_REPLICATION_FACTOR: i16 = 38;
 pub const INVALID_CONFIG: i16 = 40;
+pub const NOT_CONTROLLER: i16 = 41;
 pub const INVALID_REQUEST: i16 = 42;
 pub const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 pub const INVALID_PRODUCER_EPOCH: i16 = 47;
@@ -42,6 +43,7 @@ pub const NON_EMPTY_GROUP: i16 = 68;
 pub const GROUP_ID_NOT_FOUND: i16 = 69;
 pub const FENCED_LEADER_EPOCH: i16 = 74;
 pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
+pub const STALE_BROKER_EPOCH: i16 = 77;
 pub const MEMBER_ID_REQUIRED: i16 = 79;
 pub const FENCED_INSTANCE_ID: i16 = 82;
 pub const INVALID_RECORD: i16 = 87;
@@ -125,5 +127,32 @@ pub fn code_of_broker(error: &BrokerError) -> i16 {
         BrokerError::Closed => NOT_LEADER_OR_FOLLOWER,
         BrokerError::Io { .. } => KAFKA_STORAGE_ERROR,
         _ => UNKNOWN_SERVER_ERROR,
+    }
+}
+
+/// The code a leader answers a replica's fetch or epoch query with.
+pub fn code_of_replica(error: ReplicaError) -> i16 {
+    match error {
+        ReplicaError::NotLeaderOrFollower => NOT_LEADER_OR_FOLLOWER,
+        ReplicaError::FencedLeaderEpoch => FENCED_LEADER_EPOCH,
+        ReplicaError::UnknownLeaderEpoch => UNKNOWN_LEADER_EPOCH,
+        ReplicaError::OffsetOutOfRange => OFFSET_OUT_OF_RANGE,
+        ReplicaError::UnknownTopicOrPartition => UNKNOWN_TOPIC_OR_PARTITION,
+        ReplicaError::KafkaStorageError => KAFKA_STORAGE_ERROR,
+    }
+}
+
+/// The error a follower reads from a leader's code (`None` for `NONE`). A code outside the
+/// ones a leader answers replicas with reads as `NotLeaderOrFollower`: the follower then
+/// rereads the partition's state, which is right whatever went wrong on the leader.
+pub fn replica_error_of(code: i16) -> Option<ReplicaError> {
+    match code {
+        NONE => None,
+        FENCED_LEADER_EPOCH => Some(ReplicaError::FencedLeaderEpoch),
+        UNKNOWN_LEADER_EPOCH => Some(ReplicaError::UnknownLeaderEpoch),
+        OFFSET_OUT_OF_RANGE => Some(ReplicaError::OffsetOutOfRange),
+        UNKNOWN_TOPIC_OR_PARTITION => Some(ReplicaError::UnknownTopicOrPartition),
+        KAFKA_STORAGE_ERROR => Some(ReplicaError::KafkaStorageError),
+        _ => Some(ReplicaError::NotLeaderOrFollower),
     }
 }

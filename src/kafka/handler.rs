@@ -42,8 +42,10 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
+use super::decode::peer::PeerRequest;
 use super::decode::{KafkaRequest, RequestHeader, SUPPORTED_APIS};
 use super::errors::{self, code_of_broker, code_of_group};
+use super::replica;
 use super::server::{EncodedResponse, KafkaServerConfig};
 use crate::broker::{Broker, BrokerError, TopicConfig};
 use crate::group::{
@@ -120,9 +122,23 @@ impl Handler {
             KafkaRequest::InitProducerId(request) => {
                 encode(ApiKey::InitProducerId, v, &self.init_producer_id(&request))
             }
+            KafkaRequest::Fetch(request) if replica::from_replica(request.replica_id.0) => encode(
+                ApiKey::Fetch,
+                v,
+                &replica::replica_fetch(&self.broker, &request),
+            ),
             KafkaRequest::Fetch(request) => encode(ApiKey::Fetch, v, &self.fetch(&request)),
             KafkaRequest::ListOffsets(request) => {
                 encode(ApiKey::ListOffsets, v, &self.list_offsets(v, &request))
+            }
+            KafkaRequest::OffsetForLeaderEpoch(request)
+                if replica::from_replica(request.replica_id.0) =>
+            {
+                encode(
+                    ApiKey::OffsetForLeaderEpoch,
+                    v,
+                    &replica::replica_end_offsets(&self.broker, &request),
+                )
             }
             KafkaRequest::OffsetForLeaderEpoch(request) => encode(
                 ApiKey::OffsetForLeaderEpoch,
@@ -165,6 +181,11 @@ impl Handler {
                 encode(ApiKey::DeleteTopics, v, &self.delete_topics(v, &request))
             }
         }
+    }
+
+    /// A logbus-private request from a peer broker (see `decode::peer`).
+    pub(crate) fn handle_peer(&self, request: PeerRequest) -> EncodedResponse {
+        replica::peer_request(&self.broker, request)
     }
 
     /// The answer to an ApiVersions request of a version newer than this server knows: v0,

@@ -15,6 +15,7 @@ use std::thread::JoinHandle;
 use bytes::{BufMut, Bytes, BytesMut};
 use parking_lot::Mutex;
 
+use super::decode::peer::{decode_peer_request, is_peer_api};
 use super::decode::{decode_header, decode_request, DecodeError, RequestHeader};
 use super::handler::Handler;
 use crate::broker::Broker;
@@ -277,14 +278,18 @@ fn serve_connection(shared: &Shared, stream: TcpStream) -> Result<(), Connection
         };
         shared.counters.requests.fetch_add(1, Ordering::Relaxed);
         let mut body = frame;
-        let decoded = decode_header(&mut body).map(|header| {
-            let request = decode_request(&header, &mut body);
-            (header, request)
-        });
-        let (header, request) = match decoded {
-            Ok(decoded) => decoded,
+        let header = match decode_header(&mut body) {
+            Ok(header) => header,
             Err(error) => return Err(malformed(shared, error)),
         };
+        if is_peer_api(header.api_key) {
+            let request = decode_peer_request(header.api_key, header.api_version, &mut body)
+                .map_err(|error| malformed(shared, error))?;
+            write_response(&mut writer, &header, shared.handler.handle_peer(request))?;
+            writer.flush()?;
+            continue;
+        }
+        let request = decode_request(&header, &mut body);
         let response = match request {
             Ok(request) => shared.handler.handle(&header, request),
             Err(DecodeError::UnsupportedVersion { .. })

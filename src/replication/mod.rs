@@ -34,6 +34,7 @@ pub use partition::{AckLevel, PartitionSettings, PendingAppend, PlantedBugs, Rep
 pub use state::{
     controller_data, decode_controller, state_path, topic_path, Assignment, PartitionState,
     StateError, BROKER_IDS_PATH, CONTROLLER_EPOCH_PATH, CONTROLLER_PATH, NO_LEADER, TOPICS_PATH,
+    UNKNOWN_BROKER_EPOCH,
 };
 pub use transport::{
     EpochAnswer, EpochQuery, EpochRequest, EpochResponse, FetchPartition, FetchRequest,

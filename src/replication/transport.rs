@@ -4,7 +4,9 @@
 //! [`InProcessNetwork`] carries them between brokers of one process, with faults a test can
 //! inject: links cut one way or both ways (a request over a cut link is never delivered; a
 //! response over a cut link is lost after the request took effect, as on a real network),
-//! lossy links that drop a seeded share of messages, and added latency. A network transport implements the same trait without touching replication.
+//! lossy links that drop a seeded share of messages, and added latency. A network transport
+//! (the `kafka` feature's `KafkaTransport`) implements the same trait without touching
+//! replication.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Weak};
@@ -179,6 +181,14 @@ pub trait Transport: Send + Sync {
         to: i32,
         broker_id: i32,
     ) -> Result<Option<u32>, TransportError>;
+
+    /// Called by the broker that sends through this transport once its replica manager
+    /// exists, before its first step. A transport that finds its peers in the coordinator
+    /// reads them through the manager's session (which the manager renews when it expires).
+    /// The default ignores it.
+    fn bind(&self, local: Weak<super::ReplicaManager>) {
+        let _ = local;
+    }
 }
 
 /// Brokers of one process, and the faults between them.

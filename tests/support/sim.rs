@@ -270,6 +270,7 @@ impl Sim {
             maintenance_interval_ms: None,
             coordinator: Some(Arc::clone(&self.coordinator) as Arc<dyn Coordinator>),
             network: Some(Arc::clone(&self.network)),
+            transport: None,
             replication: ReplicationConfig {
                 replica_lag_time_max_ms: 200,
                 replica_fetch_wait_max_ms: 0,

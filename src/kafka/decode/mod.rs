@@ -16,13 +16,17 @@
 //! - `group`: FindCoordinator, JoinGroup, Heartbeat, LeaveGroup, SyncGroup, DescribeGroups,
 //!   ListGroups.
 //! - `offsets`: OffsetCommit, OffsetFetch.
+//! - [`peer`]: logbus's private broker-to-broker APIs and tagged fields.
+//! - [`response`]: the responses a broker reads from its peers (Fetch, OffsetForLeaderEpoch).
 
 mod fetch;
 mod group;
 mod metadata;
 mod offsets;
+pub mod peer;
 mod produce;
 mod reader;
+pub mod response;
 
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{
