@@ -39,34 +39,42 @@ const SESSION_TIMEOUT_MS: u64 = 2_000;
 const MIDWAY: usize = 600;
 const AFTER: usize = 900;
 
-/// The example binary, built by `cargo test` with the examples, or built here.
+/// The example binary, which `cargo test` builds with the examples before running tests.
+///
+/// A run of this test alone (`cargo test --test kafka_failover`) does not build examples, and
+/// building from inside a test would wait on the lock `cargo test` holds: a missing binary, or
+/// one older than the library it was built from, fails the test with the command to run.
 fn broker_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     // target/<profile>/deps/<test> -> target/<profile>/examples/kafka_broker
-    let binary = exe
+    let deps = exe.parent().expect("deps directory");
+    let binary = deps
         .parent()
-        .and_then(Path::parent)
         .expect("target profile directory")
         .join("examples/kafka_broker");
-    if !binary.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--example",
-                "kafka_broker",
-                "--features",
-                "kafka,zookeeper",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build");
-        assert!(
-            status.success(),
-            "cargo build --example kafka_broker failed"
-        );
-    }
-    assert!(binary.exists(), "{} is missing", binary.display());
+    let modified = |path: &Path| path.metadata().and_then(|m| m.modified()).ok();
+    let library = std::fs::read_dir(deps)
+        .expect("read deps")
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with("liblogbus-") && name.ends_with(".rlib"))
+        })
+        .filter_map(|path| modified(&path))
+        .max();
+    let fresh = match (modified(&binary), library) {
+        (Some(binary), Some(library)) => binary >= library,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    assert!(
+        fresh,
+        "{} is missing or older than the library: run `cargo build --features kafka,zookeeper \
+         --example kafka_broker` (a whole `cargo test --all-features` builds it first)",
+        binary.display()
+    );
     binary
 }
 
