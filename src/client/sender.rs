@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use super::accumulator::ReadyBatch;
 use super::producer::{Acks, ProduceError, Shared};
-use super::router::{is_retriable, leadership_moved, Router};
+use super::router::{broker_gone, is_retriable, leadership_moved, Router};
 use crate::broker::{Broker, BrokerError};
 #[cfg(doc)]
 use crate::partition::PRODUCER_BATCHES_KEPT;
@@ -255,7 +255,14 @@ impl Pipeline {
         while let Some(front) = self.batches.front_mut() {
             if let Attempt::Appended { broker, pending } = &front.attempt {
                 let ready = &front.ready;
-                let outcome = match broker.poll_append(&ready.topic, ready.partition, pending) {
+                // A crashed broker answers nothing, as a dead process would not: its pending
+                // appends fail as over a dropped connection (they may yet survive on the next
+                // leader, which answers their retries as duplicates).
+                let polled = match broker.is_crashed() {
+                    true => Some(Err(broker_gone())),
+                    false => broker.poll_append(&ready.topic, ready.partition, pending),
+                };
+                let outcome = match polled {
                     None => return,
                     Some(outcome) => outcome.map(|()| pending.result),
                 };
