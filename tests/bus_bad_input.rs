@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use logbus::broker::{Broker, BrokerConfig, BrokerError, CleanupPolicy, TopicConfig};
 use logbus::client::{
-    ConsumeError, Consumer, ProduceError, Producer, ProducerConfig, ProducerRecord, TopicPartition,
+    ConsumeError, Consumer, Idempotence, ProduceError, Producer, ProducerConfig, ProducerRecord,
+    TopicPartition,
 };
 use logbus::log::LogError;
 use tempfile::TempDir;
@@ -133,6 +134,55 @@ fn a_record_above_max_message_bytes_is_refused_and_nothing_is_appended() {
         .send_and_wait(ProducerRecord::new("small", vec![0u8; 100]))
         .unwrap();
     assert_eq!(sent.offset, Some(0));
+}
+
+#[test]
+fn max_in_flight_outside_what_idempotence_can_keep_exact_is_refused() {
+    let (_dir, broker) = with_topic("t", 1);
+    let with = |max_in_flight_per_partition, idempotence| {
+        Producer::with_config(
+            &broker,
+            ProducerConfig {
+                max_in_flight_per_partition,
+                idempotence,
+                ..ProducerConfig::default()
+            },
+        )
+    };
+    // A broker remembers an idempotent producer's last 5 batches per partition, so a sixth in
+    // flight could be retried past what it can recognise as a duplicate.
+    assert!(matches!(
+        with(6, Idempotence::Enabled),
+        Err(ProduceError::MaxInFlightOutOfRange {
+            requested: 6,
+            max: Some(5)
+        })
+    ));
+    assert!(matches!(
+        with(0, Idempotence::Enabled),
+        Err(ProduceError::MaxInFlightOutOfRange {
+            requested: 0,
+            max: Some(5)
+        })
+    ));
+    assert!(matches!(
+        with(0, Idempotence::Disabled),
+        Err(ProduceError::MaxInFlightOutOfRange {
+            requested: 0,
+            max: None
+        })
+    ));
+    for (max_in_flight, idempotence) in [
+        (5, Idempotence::Enabled),
+        (1, Idempotence::Enabled),
+        (16, Idempotence::Disabled),
+    ] {
+        let producer = with(max_in_flight, idempotence).expect("in range");
+        let metadata = producer
+            .send_and_wait(ProducerRecord::new("t", "v"))
+            .expect("sends");
+        assert!(metadata.offset.is_some());
+    }
 }
 
 #[test]

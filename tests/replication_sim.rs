@@ -38,6 +38,7 @@ fn seeds() -> Vec<u64> {
 #[test]
 fn seeded_fault_schedules_lose_nothing_acknowledged() {
     let mut acknowledged = 0;
+    let mut most_in_flight = 0;
     for seed in seeds() {
         let (report, log) = run_seed(seed, config_for(seed), 300);
         assert!(
@@ -45,19 +46,32 @@ fn seeded_fault_schedules_lose_nothing_acknowledged() {
             "seed {seed} failed (replay with LOGBUS_SIM_SEED={seed}): {report:#?}\nschedule: {log:#?}"
         );
         acknowledged += report.acknowledged;
+        most_in_flight = most_in_flight.max(report.most_in_flight);
     }
     assert!(acknowledged > 0, "no record was ever acknowledged");
+    // The producers pipeline: failovers meet several batches in flight, up to the limit.
+    assert_eq!(most_in_flight, SimConfig::default().max_in_flight);
 }
 
 /// Each planted bug must be caught by some seed of a bounded run: the checks are not blind.
 fn caught(bugs: logbus::replication::PlantedBugs) -> Option<u64> {
-    (1..=200).find(|&seed| {
-        let config = SimConfig {
-            bugs,
-            ..config_for(seed)
-        };
-        !run_seed(seed, config, 300).0.is_clean()
-    })
+    caught_with(|config| SimConfig { bugs, ..config })
+}
+
+fn caught_with(plant: impl Fn(SimConfig) -> SimConfig) -> Option<u64> {
+    (1..=200).find(|&seed| !run_seed(seed, plant(config_for(seed)), 300).0.is_clean())
+}
+
+#[test]
+fn planted_producer_bug_sending_past_a_batch_pending_elsewhere_is_caught() {
+    assert!(
+        caught_with(|config| SimConfig {
+            send_past_pending: true,
+            ..config
+        })
+        .is_some(),
+        "no seed caught a batch sent to a new leader before the earlier ones resolved"
+    );
 }
 
 #[test]

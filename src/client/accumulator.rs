@@ -1,5 +1,11 @@
 //! Per-partition batches waiting to be sent, and the shared result each batch's records wait on.
 //! Guarded by the producer's accumulator lock.
+//!
+//! A partition sends a full batch as soon as it has fewer than `max_in_flight_per_partition`
+//! batches in flight. A batch that is not full keeps filling while its partition has any batch
+//! in flight, and goes once the partition is idle and the batch has lingered `linger_ms` (or on
+//! a flush or close): the round trip of the batches in flight is the natural linger, so a busy
+//! partition sends full batches and an idle one sends a lone record at once.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -23,7 +29,9 @@ pub(crate) struct Accumulator {
 struct PartitionQueue {
     open: Option<OpenBatch>,
     ready: VecDeque<ReadyBatch>,
-    in_flight: Option<Arc<BatchResult>>,
+    /// Results of the batches the sender took and has not completed, oldest first (the
+    /// sender completes a partition's batches in order). At most `max_in_flight_per_partition`.
+    in_flight: VecDeque<Arc<BatchResult>>,
     /// The sequence number the next record gets (idempotent producers).
     next_sequence: i32,
 }
@@ -55,13 +63,14 @@ pub(crate) struct RecordBytes {
     pub batch_limit: usize,
 }
 
-/// What the sender should do next.
-pub(crate) enum Drained {
-    Batches(Vec<ReadyBatch>),
-    /// Closed and nothing is left.
-    Finished,
-    /// Nothing is due; wait for work or until the earliest linger ends.
-    WaitUntil(Option<Instant>),
+/// What the sender takes from one look at the accumulator.
+pub(crate) struct Drained {
+    /// Due batches, each partition's in order.
+    pub batches: Vec<ReadyBatch>,
+    /// When the earliest lingering batch becomes due.
+    pub next_due: Option<Instant>,
+    /// Closed, and nothing is queued or in flight: the sender may stop.
+    pub finished: bool,
 }
 
 impl Accumulator {
@@ -69,7 +78,7 @@ impl Accumulator {
     /// sender should be woken now: for a full batch, or a new batch (so the sender takes it, or
     /// learns its linger deadline). A record joining an open batch needs no wake-up: the sender
     /// was woken when the batch opened, and drains it (with every record added since) once the
-    /// partition's batch in flight completes. One wake-up per batch, not per record, is what
+    /// partition's batches in flight complete. One wake-up per batch, not per record, is what
     /// lets records batch up behind a busy sender with `linger_ms` 0.
     pub(crate) fn append(
         &mut self,
@@ -160,17 +169,20 @@ impl Accumulator {
         results
     }
 
-    /// Takes at most one due batch per partition with nothing in flight.
-    pub(crate) fn drain(&mut self, linger: Duration, now: Instant) -> Drained {
+    /// Takes the due batches of each partition, oldest first, up to `max_in_flight` in flight
+    /// per partition (see the module docs for when a batch that is not full is due).
+    pub(crate) fn drain(
+        &mut self,
+        linger: Duration,
+        now: Instant,
+        max_in_flight: usize,
+    ) -> Drained {
         let mut batches = Vec::new();
         let mut earliest: Option<Instant> = None;
         let mut idle = true;
         for ((topic, partition), queue) in self.queues.iter_mut() {
-            idle &= queue.open.is_none() && queue.ready.is_empty() && queue.in_flight.is_none();
-            if queue.in_flight.is_some() {
-                continue;
-            }
-            if queue.ready.is_empty() {
+            idle &= queue.open.is_none() && queue.ready.is_empty() && queue.in_flight.is_empty();
+            if queue.ready.is_empty() && queue.in_flight.is_empty() {
                 if let Some(open) = &queue.open {
                     let due = open.opened + linger;
                     if self.closed || now >= due {
@@ -180,26 +192,33 @@ impl Accumulator {
                     }
                 }
             }
-            if let Some(ready) = queue.ready.pop_front() {
-                queue.in_flight = Some(Arc::clone(&ready.result));
+            while queue.in_flight.len() < max_in_flight {
+                let Some(ready) = queue.ready.pop_front() else {
+                    break;
+                };
+                queue.in_flight.push_back(Arc::clone(&ready.result));
                 batches.push(ready);
             }
         }
-        if !batches.is_empty() {
-            Drained::Batches(batches)
-        } else if self.closed && idle {
-            Drained::Finished
-        } else {
-            Drained::WaitUntil(earliest)
+        Drained {
+            batches,
+            next_due: earliest,
+            finished: self.closed && idle,
         }
     }
 
-    /// Marks a partition's batch done and releases its buffer memory.
-    pub(crate) fn finish_in_flight(&mut self, topic: &Arc<str>, partition: u32, bytes: usize) {
-        if let Some(queue) = self.queues.get_mut(&(Arc::clone(topic), partition)) {
-            queue.in_flight = None;
-        }
-        self.buffered_bytes -= bytes;
+    /// Marks a partition's oldest batch in flight done and releases its buffer memory.
+    pub(crate) fn finish_in_flight(&mut self, completed: &ReadyBatch) {
+        let key = (Arc::clone(&completed.topic), completed.partition);
+        let finished = self
+            .queues
+            .get_mut(&key)
+            .and_then(|queue| queue.in_flight.pop_front());
+        assert!(
+            finished.is_some_and(|result| Arc::ptr_eq(&result, &completed.result)),
+            "the sender completes each partition's batches in the order it took them"
+        );
+        self.buffered_bytes -= completed.bytes;
     }
 }
 

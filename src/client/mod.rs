@@ -14,6 +14,7 @@ mod pattern;
 mod producer;
 mod rebalance;
 mod router;
+mod sender;
 
 pub use consumer::{
     ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, TopicPartition,

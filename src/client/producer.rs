@@ -1,7 +1,6 @@
 //! The producer: batches records per partition and appends them from a background sender
 //! thread, as Kafka's producer does, so one application thread still forms full batches.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -9,14 +8,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 
-use super::accumulator::{Accumulator, BatchResult, Drained, ReadyBatch, RecordBytes, RecordSlot};
+use super::accumulator::{Accumulator, BatchResult, RecordBytes, RecordSlot};
 use super::partitioner::{DefaultPartitioner, Partitioner};
-use super::router::{is_retriable, leadership_moved, Router};
+use super::sender::run_sender;
 use crate::broker::{Broker, BrokerError};
-use crate::partition::AppendResult;
-use crate::partition::PartitionError;
+use crate::partition::{Notifier, PartitionError, PRODUCER_BATCHES_KEPT};
 use crate::record::{record_bytes_bound, Header, BATCH_HEADER_BYTES};
-use crate::replication::{AckLevel, PendingAppend};
 
 /// When a send counts as done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -48,6 +45,12 @@ pub enum Idempotence {
 /// - `delivery_timeout_ms`: 120000 (how long a batch may be retried after a retriable error,
 ///   such as a leader change, before its sends fail)
 /// - `retry_backoff_ms`: 100
+/// - `max_in_flight_per_partition`: 5 (Kafka's `max.in.flight.requests.per.connection`): how
+///   many batches of one partition may be appended and waiting for their acknowledgement at
+///   once. With idempotence at most [`PRODUCER_BATCHES_KEPT`] (5), the batches a broker
+///   remembers per producer to answer a retry with its original offsets; order holds across
+///   retries either way (a failed batch and those behind it are sent again in order), but
+///   without idempotence a retry may duplicate.
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
     pub acks: Acks,
@@ -59,6 +62,7 @@ pub struct ProducerConfig {
     pub partitioner: Option<Arc<dyn Partitioner>>,
     pub delivery_timeout_ms: u64,
     pub retry_backoff_ms: u64,
+    pub max_in_flight_per_partition: usize,
 }
 
 impl Default for ProducerConfig {
@@ -73,6 +77,7 @@ impl Default for ProducerConfig {
             partitioner: None,
             delivery_timeout_ms: 120_000,
             retry_backoff_ms: 100,
+            max_in_flight_per_partition: PRODUCER_BATCHES_KEPT,
         }
     }
 }
@@ -169,6 +174,16 @@ pub enum ProduceError {
     BufferExhausted { waited_ms: u64 },
     #[error("producer is closed")]
     Closed,
+    /// `max_in_flight_per_partition` is 0, or above [`PRODUCER_BATCHES_KEPT`] with idempotence.
+    #[error("max_in_flight_per_partition {requested} is out of range: {}", match .max {
+        Some(max) => format!("with idempotence it must be 1 to {max}"),
+        None => "it must be at least 1".to_owned(),
+    })]
+    MaxInFlightOutOfRange {
+        requested: usize,
+        /// The largest value allowed (`None`: no limit but buffer memory).
+        max: Option<usize>,
+    },
     #[error(transparent)]
     Partition(Arc<PartitionError>),
     #[error(transparent)]
@@ -256,8 +271,9 @@ pub(crate) struct Shared {
     pub producer_id: i64,
     pub producer_epoch: i16,
     pub accumulator: Mutex<Accumulator>,
-    /// Signals the sender: new batches, a flush, or close.
-    pub work: Condvar,
+    /// Wakes the sender: new batches, a flush, a close, or (registered with the leader
+    /// replicas it has appends pending on) a high watermark that moved.
+    pub wakeup: Arc<Notifier>,
     /// Signals senders blocked on buffer memory.
     pub space: Condvar,
 }
@@ -274,8 +290,9 @@ impl Producer {
     /// A producer on `broker` with `config`.
     ///
     /// # Errors
-    /// `Broker` when no producer id can be had.
+    /// `MaxInFlightOutOfRange`; `Broker` when no producer id can be had.
     pub fn with_config(broker: &Broker, config: ProducerConfig) -> Result<Producer, ProduceError> {
+        check_max_in_flight(&config)?;
         let (producer_id, producer_epoch) = match config.idempotence {
             Idempotence::Enabled => broker.init_producer_id()?,
             Idempotence::Disabled => (-1, -1),
@@ -291,7 +308,7 @@ impl Producer {
             producer_id,
             producer_epoch,
             accumulator: Mutex::new(Accumulator::default()),
-            work: Condvar::new(),
+            wakeup: Notifier::new(),
             space: Condvar::new(),
         });
         let sender_shared = Arc::clone(&shared);
@@ -427,7 +444,7 @@ impl Producer {
         let (slot, wake) = accumulator.append(shared, topic, partition, record, sizes, timestamp);
         drop(accumulator);
         if wake {
-            shared.work.notify_one();
+            shared.wakeup.notify();
         }
         Ok(slot)
     }
@@ -440,7 +457,7 @@ impl Producer {
             accumulator.seal_all();
             accumulator.pending_results()
         };
-        shared.work.notify_one();
+        shared.wakeup.notify();
         for result in pending {
             result.wait_done();
         }
@@ -459,7 +476,7 @@ impl ProducerHandle {
             accumulator.closed = true;
             accumulator.seal_all();
         }
-        self.shared.work.notify_all();
+        self.shared.wakeup.notify();
         self.shared.space.notify_all();
         if let Some(sender) = self.sender.lock().take() {
             // The sender drains every queued batch before it exits; a panic there is a bug.
@@ -476,110 +493,13 @@ impl Drop for ProducerHandle {
     }
 }
 
-/// The sender thread: drains batches that are ready (full, lingered long enough, flushed, or
-/// closing) and appends each to its partition, one batch per partition at a time so order and
-/// sequence numbers hold.
-fn run_sender(shared: &Shared) {
-    let mut router = Router::new(shared.broker.clone());
-    loop {
-        let drained = {
-            let mut accumulator = shared.accumulator.lock();
-            loop {
-                let linger = Duration::from_millis(shared.config.linger_ms);
-                match accumulator.drain(linger, Instant::now()) {
-                    Drained::Batches(batches) => break batches,
-                    Drained::Finished => return,
-                    Drained::WaitUntil(Some(deadline)) => {
-                        shared.work.wait_until(&mut accumulator, deadline);
-                    }
-                    Drained::WaitUntil(None) => shared.work.wait(&mut accumulator),
-                }
-            }
-        };
-        // Append every batch first, then wait for their acknowledgements, so that partitions
-        // replicate in parallel; a batch that fails retriably is sent again on its own.
-        let deadline = Instant::now() + Duration::from_millis(shared.config.delivery_timeout_ms);
-        let sent: Vec<_> = drained
-            .into_iter()
-            .map(|ready| {
-                let attempt = append_once(shared, &mut router, &ready);
-                (ready, attempt)
-            })
-            .collect();
-        let mut completed = HashMap::new();
-        for (ready, attempt) in sent {
-            let outcome = match attempt.and_then(|(broker, pending)| {
-                broker
-                    .wait_append(&ready.topic, ready.partition, &pending)
-                    .map(|()| pending.result)
-            }) {
-                Ok(result) => Ok(result),
-                Err(error) => retry_until(shared, &mut router, &ready, error, deadline),
-            };
-            ready.result.complete(outcome.map_err(ProduceError::from));
-            completed.insert((Arc::clone(&ready.topic), ready.partition), ready.bytes);
-        }
-        let mut accumulator = shared.accumulator.lock();
-        for ((topic, partition), bytes) in completed {
-            accumulator.finish_in_flight(&topic, partition, bytes);
-        }
-        drop(accumulator);
-        shared.space.notify_all();
+/// Refuses a `max_in_flight_per_partition` of 0, or one that idempotence cannot keep exact: a
+/// broker remembers only a producer's last [`PRODUCER_BATCHES_KEPT`] batches per partition.
+fn check_max_in_flight(config: &ProducerConfig) -> Result<(), ProduceError> {
+    let requested = config.max_in_flight_per_partition;
+    let max = (config.idempotence == Idempotence::Enabled).then_some(PRODUCER_BATCHES_KEPT);
+    if requested == 0 || max.is_some_and(|max| requested > max) {
+        return Err(ProduceError::MaxInFlightOutOfRange { requested, max });
     }
-}
-
-fn ack_level(acks: Acks) -> AckLevel {
-    match acks {
-        Acks::All => AckLevel::All,
-        Acks::None | Acks::Leader => AckLevel::Leader,
-    }
-}
-
-/// Appends `ready` on its partition's leader; returns that broker and the pending append.
-fn append_once(
-    shared: &Shared,
-    router: &mut Router,
-    ready: &ReadyBatch,
-) -> Result<(Broker, PendingAppend), BrokerError> {
-    let broker = router.leader(&ready.topic, ready.partition);
-    let appended = broker.append(
-        &ready.topic,
-        ready.partition,
-        &ready.batch,
-        ack_level(shared.config.acks),
-    );
-    if appended.as_ref().is_err_and(leadership_moved) {
-        router.invalidate(&ready.topic, ready.partition);
-    }
-    appended.map(|pending| (broker, pending))
-}
-
-/// Sends `ready` again after retriable errors until it is acknowledged, a non-retriable error
-/// comes, or `deadline` passes. An idempotent producer's retry carries the same sequence, so
-/// a leader that already has the batch answers with its original offsets.
-fn retry_until(
-    shared: &Shared,
-    router: &mut Router,
-    ready: &ReadyBatch,
-    mut error: BrokerError,
-    deadline: Instant,
-) -> Result<AppendResult, BrokerError> {
-    loop {
-        if !is_retriable(&error) || Instant::now() >= deadline {
-            return Err(error);
-        }
-        if leadership_moved(&error) {
-            router.invalidate(&ready.topic, ready.partition);
-        }
-        std::thread::sleep(Duration::from_millis(shared.config.retry_backoff_ms));
-        let attempt = append_once(shared, router, ready).and_then(|(broker, pending)| {
-            broker
-                .wait_append(&ready.topic, ready.partition, &pending)
-                .map(|()| pending.result)
-        });
-        match attempt {
-            Ok(result) => return Ok(result),
-            Err(next) => error = next,
-        }
-    }
+    Ok(())
 }

@@ -22,12 +22,13 @@ impl Router {
         }
     }
 
-    /// The broker to send `topic`-`partition`'s requests to: the cached leader, else the one
-    /// the coordinator names (if it is open in this process), else the bootstrap broker
-    /// (which answers with an error saying who leads).
+    /// The broker to send `topic`-`partition`'s requests to: the cached leader (unless it
+    /// crashed: a client forgets a node whose connection dropped), else the one the
+    /// coordinator names (if it is open in this process), else the bootstrap broker (which
+    /// answers with an error saying who leads).
     pub(crate) fn leader(&mut self, topic: &Arc<str>, partition: u32) -> Broker {
         let key = (Arc::clone(topic), partition);
-        if let Some(broker) = self.leaders.get(&key) {
+        if let Some(broker) = self.leaders.get(&key).filter(|broker| !broker.is_crashed()) {
             return broker.clone();
         }
         if let Some(live) = self.bootstrap.live_broker() {
@@ -46,6 +47,14 @@ impl Router {
     pub(crate) fn invalidate(&mut self, topic: &Arc<str>, partition: u32) {
         self.leaders.remove(&(Arc::clone(topic), partition));
     }
+}
+
+/// What a client sees from a broker that crashed: its connection dropped. Retriable, and the
+/// leadership moved (as a broker that is stopping answers).
+pub(crate) fn broker_gone() -> BrokerError {
+    BrokerError::Partition(crate::partition::PartitionError::Log(
+        crate::log::LogError::Closed,
+    ))
 }
 
 /// Whether a client should find the leader again and retry after `error`.

@@ -2,13 +2,14 @@
 //! clock, one in-memory coordinator and one in-process network, all stepped by a seeded
 //! scheduler, with faults (crash with loss of unflushed bytes, restart, pause, network
 //! partitions both ways and one way, slow followers, quick double failovers) and simulated
-//! idempotent producers (acks=All) and consumers. After the faults heal, `check` compares the
+//! idempotent producers (acks=All, up to `max_in_flight` batches per partition in flight, with
+//! the real producer's rules for retrying them in order) and consumers. After the faults heal, `check` compares the
 //! final logs with everything the producers had acknowledged and the consumers had read.
 //! A seed replays the same run: every choice comes from the seed, time from the manual clock.
 
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use logbus::broker::{Broker, BrokerConfig, BrokerError, Drive, TopicConfig};
@@ -64,6 +65,13 @@ pub struct SimConfig {
     pub unclean_leader_election: bool,
     pub flush: FlushPolicy,
     pub producers: usize,
+    /// Batches a producer keeps appended per partition before the first is acknowledged
+    /// (the producer's `max_in_flight_per_partition`).
+    pub max_in_flight: usize,
+    /// A planted producer bug, off by default: new batches go to whoever leads now, even
+    /// while earlier ones are pending on another broker (a leader with no state for the
+    /// producer accepts any sequence, so they can land before the earlier ones).
+    pub send_past_pending: bool,
     pub consumers: usize,
     pub bugs: PlantedBugs,
 }
@@ -78,6 +86,8 @@ impl Default for SimConfig {
             unclean_leader_election: false,
             flush: FlushPolicy::OsDecides,
             producers: 2,
+            max_in_flight: logbus::partition::PRODUCER_BATCHES_KEPT,
+            send_past_pending: false,
             consumers: 2,
             bugs: PlantedBugs::default(),
         }
@@ -111,24 +121,47 @@ pub struct Acked {
     pub producer: usize,
 }
 
+/// A batch a producer took for a partition and has not had acknowledged.
 #[derive(Debug)]
-struct InFlight {
-    broker: i32,
-    pending: Option<PendingAppend>,
-    /// Tick before which the producer will not retry.
-    retry_at: i64,
+struct SimBatch {
+    values: Vec<Vec<u8>>,
+    sequence: i32,
+    attempt: Attempt,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Attempt {
+    /// New, or to be appended again after a failure.
+    Unsent,
+    Appended {
+        broker: i32,
+        pending: PendingAppend,
+    },
+}
+
+/// One partition's batches in flight, oldest first; no appended batch follows an unsent one.
+#[derive(Debug, Default)]
+struct Pipeline {
+    batches: VecDeque<SimBatch>,
+    /// Set by a failure: nothing is appended before this time, nor while a batch before the
+    /// first unsent one is still pending (a retry never overtakes an earlier batch).
+    retry_at: Option<i64>,
+}
+
+/// Whether a producer step may start new batches (not while the run settles).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Producing {
+    More,
+    FinishOnly,
 }
 
 struct SimProducer {
     producer_id: i64,
-    /// Per partition: next sequence, and the batch being sent (its values and sequence).
+    /// Per partition: the next sequence, and the batches in flight.
     next_sequence: HashMap<u32, i32>,
-    current: HashMap<u32, Sending>,
+    pipelines: HashMap<u32, Pipeline>,
     counter: u64,
 }
-
-/// A batch being sent: its values, base sequence, and the attempt in flight.
-type Sending = (Vec<Vec<u8>>, i32, Option<InFlight>);
 
 /// Each replica's records, by broker.
 type ReplicaLogs = Vec<(i32, Vec<(u64, Vec<u8>)>)>;
@@ -151,6 +184,8 @@ pub struct Report {
     pub leaders_per_epoch_violations: usize,
     pub unclean_elections: usize,
     pub not_settled: bool,
+    /// The most batches one producer had appended and unacknowledged on one partition.
+    pub most_in_flight: usize,
     pub notes: Vec<String>,
 }
 
@@ -177,6 +212,8 @@ pub struct Sim {
     producers: Vec<SimProducer>,
     consumers: Vec<SimConsumer>,
     pub acked: Vec<Acked>,
+    /// The most batches one producer had appended and unacknowledged on one partition.
+    most_in_flight: usize,
     /// (partition, offset) -> value, as consumers read them.
     reads: Vec<(u32, u64, Vec<u8>)>,
     /// (partition, epoch) -> brokers seen leading it.
@@ -209,6 +246,7 @@ impl Sim {
             producers: Vec::new(),
             consumers: Vec::new(),
             acked: Vec::new(),
+            most_in_flight: 0,
             reads: Vec::new(),
             leaders_seen: BTreeMap::new(),
             log: Vec::new(),
@@ -251,7 +289,7 @@ impl Sim {
             sim.producers.push(SimProducer {
                 producer_id,
                 next_sequence: HashMap::new(),
-                current: HashMap::new(),
+                pipelines: HashMap::new(),
                 counter: 0,
             });
         }
@@ -351,106 +389,184 @@ impl Sim {
         let now = self.clock.now_ms_i64();
         for index in 0..self.producers.len() {
             for partition in 0..self.config.partitions {
-                self.step_producer(index, partition, now);
+                self.step_producer(index, partition, now, Producing::More);
             }
         }
     }
 
-    fn step_producer(&mut self, index: usize, partition: u32, now: i64) {
-        let producer_id = self.producers[index].producer_id;
-        if !self.producers[index].current.contains_key(&partition) {
-            if !self.rng.chance(60) {
-                return;
-            }
-            let count = 1 + self.rng.below(3) as usize;
-            let producer = &mut self.producers[index];
-            let sequence = *producer.next_sequence.entry(partition).or_insert(0);
-            let values: Vec<Vec<u8>> = (0..count)
-                .map(|_| {
-                    producer.counter += 1;
-                    format!("p{index}-{partition}-{}", producer.counter).into_bytes()
-                })
-                .collect();
-            producer
-                .next_sequence
-                .insert(partition, sequence + count as i32);
-            producer.current.insert(partition, (values, sequence, None));
+    /// A producer's step on one partition, as the real producer's sender does it: maybe start
+    /// a batch (up to `max_in_flight`), append what may go, then take acknowledgements in
+    /// order; a failure sends the failed batch and every later one back to unsent.
+    fn step_producer(&mut self, index: usize, partition: u32, now: i64, producing: Producing) {
+        let in_flight = self.producers[index]
+            .pipelines
+            .get(&partition)
+            .map_or(0, |pipeline| pipeline.batches.len());
+        if producing == Producing::More
+            && in_flight < self.config.max_in_flight
+            && self.rng.chance(60)
+        {
+            self.start_batch(index, partition);
         }
-        let (values, sequence, in_flight) = self.producers[index].current[&partition].clone_parts();
-        match in_flight {
-            None => {
-                let Some((leader, broker)) = self.leader_broker(partition) else {
-                    return;
-                };
-                let batch = build_batch(producer_id, sequence, &values, now);
-                let pending = broker.append(TOPIC, partition, &batch, AckLevel::All).ok();
-                let retry_at = if pending.is_some() {
-                    now
-                } else {
-                    now + 3 * TICK_MS
-                };
-                self.set_in_flight(
-                    index,
-                    partition,
-                    Some(InFlight {
+        self.send_due(index, partition, now);
+        self.take_acknowledged(index, partition, now);
+        let producer = &mut self.producers[index];
+        if producer
+            .pipelines
+            .get(&partition)
+            .is_some_and(|pipeline| pipeline.batches.is_empty())
+        {
+            producer.pipelines.remove(&partition);
+        }
+    }
+
+    fn start_batch(&mut self, index: usize, partition: u32) {
+        let count = 1 + self.rng.below(3) as usize;
+        let producer = &mut self.producers[index];
+        let sequence = *producer.next_sequence.entry(partition).or_insert(0);
+        let values: Vec<Vec<u8>> = (0..count)
+            .map(|_| {
+                producer.counter += 1;
+                format!("p{index}-{partition}-{}", producer.counter).into_bytes()
+            })
+            .collect();
+        producer
+            .next_sequence
+            .insert(partition, sequence + count as i32);
+        producer
+            .pipelines
+            .entry(partition)
+            .or_default()
+            .batches
+            .push_back(SimBatch {
+                values,
+                sequence,
+                attempt: Attempt::Unsent,
+            });
+    }
+
+    /// Appends the unsent batches in order (the same sequences as before on a retry) on whoever
+    /// leads now; stops at the first failure. New batches go behind pending ones only on the
+    /// broker those are pending on: a leader that has no state for the producer accepts any
+    /// sequence, so a batch must not reach a new leader before the earlier ones may have.
+    fn send_due(&mut self, index: usize, partition: u32, now: i64) {
+        let Some((first, pending_on)) = self.first_due(index, partition, now) else {
+            return;
+        };
+        let leader = self.leader_broker(partition);
+        if pending_on.is_some()
+            && leader.as_ref().map(|(id, _)| *id) != pending_on
+            && !self.config.send_past_pending
+        {
+            return;
+        }
+        let producer = &mut self.producers[index];
+        let producer_id = producer.producer_id;
+        let pipeline = producer
+            .pipelines
+            .get_mut(&partition)
+            .expect("first_due found it");
+        let Some((leader, broker)) = leader else {
+            pipeline.retry_at = Some(now + 3 * TICK_MS);
+            return;
+        };
+        pipeline.retry_at = None;
+        for batch in pipeline.batches.iter_mut().skip(first) {
+            let built = build_batch(producer_id, batch.sequence, &batch.values, now);
+            match broker.append(TOPIC, partition, &built, AckLevel::All) {
+                Ok(pending) => {
+                    batch.attempt = Attempt::Appended {
                         broker: leader,
                         pending,
-                        retry_at,
-                    }),
-                );
-            }
-            Some(InFlight {
-                pending: None,
-                retry_at,
-                ..
-            }) => {
-                if now >= retry_at {
-                    self.set_in_flight(index, partition, None);
+                    }
                 }
-            }
-            Some(InFlight {
-                broker: id,
-                pending: Some(pending),
-                ..
-            }) => {
-                let outcome = match self.broker(id) {
-                    Some(broker) => broker.poll_append(TOPIC, partition, &pending),
-                    // Crashed or paused under us: the client's request times out.
-                    None => Some(Err(BrokerError::Closed)),
-                };
-                match outcome {
-                    None => {}
-                    Some(Ok(())) => {
-                        for (i, value) in values.iter().enumerate() {
-                            self.acked.push(Acked {
-                                partition,
-                                offset: pending.result.base_offset + i as u64,
-                                value: value.clone(),
-                                producer: index,
-                            });
-                        }
-                        self.producers[index].current.remove(&partition);
-                    }
-                    Some(Err(_)) => {
-                        // Retry the same batch (same sequence) against whoever leads now.
-                        self.set_in_flight(
-                            index,
-                            partition,
-                            Some(InFlight {
-                                broker: id,
-                                pending: None,
-                                retry_at: now + 3 * TICK_MS,
-                            }),
-                        );
-                    }
+                Err(_) => {
+                    pipeline.retry_at = Some(now + 3 * TICK_MS);
+                    break;
                 }
             }
         }
+        let appended = pipeline
+            .batches
+            .iter()
+            .filter(|batch| matches!(batch.attempt, Attempt::Appended { .. }))
+            .count();
+        self.most_in_flight = self.most_in_flight.max(appended);
     }
 
-    fn set_in_flight(&mut self, index: usize, partition: u32, in_flight: Option<InFlight>) {
-        if let Some(entry) = self.producers[index].current.get_mut(&partition) {
-            entry.2 = in_flight;
+    /// The first unsent batch of the partition if it may be appended now, and the broker the
+    /// batches before it are pending on, if any. A new batch may go at once; after a failure,
+    /// only once the backoff passed and nothing before it is pending.
+    fn first_due(&self, index: usize, partition: u32, now: i64) -> Option<(usize, Option<i32>)> {
+        let pipeline = self.producers[index].pipelines.get(&partition)?;
+        let first = pipeline
+            .batches
+            .iter()
+            .position(|batch| matches!(batch.attempt, Attempt::Unsent))?;
+        let pending_on =
+            pipeline
+                .batches
+                .iter()
+                .take(first)
+                .rev()
+                .find_map(|batch| match batch.attempt {
+                    Attempt::Appended { broker, .. } => Some(broker),
+                    Attempt::Unsent => None,
+                });
+        match pipeline.retry_at {
+            Some(_) if pending_on.is_some() => None,
+            Some(retry_at) if now < retry_at => None,
+            _ => Some((first, pending_on)),
+        }
+    }
+
+    /// Records the acknowledged batches at the front of the pipeline, in order.
+    fn take_acknowledged(&mut self, index: usize, partition: u32, now: i64) {
+        loop {
+            let Some(pipeline) = self.producers[index].pipelines.get(&partition) else {
+                return;
+            };
+            let Some(front) = pipeline.batches.front() else {
+                return;
+            };
+            let Attempt::Appended {
+                broker: id,
+                pending,
+            } = front.attempt
+            else {
+                return;
+            };
+            let outcome = match self.broker(id) {
+                Some(broker) => broker.poll_append(TOPIC, partition, &pending),
+                // Crashed or paused under us: the client's request times out.
+                None => Some(Err(BrokerError::Closed)),
+            };
+            let pipeline = self.producers[index]
+                .pipelines
+                .get_mut(&partition)
+                .expect("looked up above");
+            match outcome {
+                None => return,
+                Some(Ok(())) => {
+                    let batch = pipeline.batches.pop_front().expect("looked up above");
+                    for (i, value) in batch.values.into_iter().enumerate() {
+                        self.acked.push(Acked {
+                            partition,
+                            offset: pending.result.base_offset + i as u64,
+                            value,
+                            producer: index,
+                        });
+                    }
+                }
+                Some(Err(_)) => {
+                    // Retry it and every batch behind it, in order, with the same sequences.
+                    for batch in pipeline.batches.iter_mut() {
+                        batch.attempt = Attempt::Unsent;
+                    }
+                    pipeline.retry_at = Some(now + 3 * TICK_MS);
+                    return;
+                }
+            }
         }
     }
 
@@ -841,9 +957,7 @@ impl Sim {
         let now = self.clock.now_ms_i64();
         for index in 0..self.producers.len() {
             for partition in 0..self.config.partitions {
-                if self.producers[index].current.contains_key(&partition) {
-                    self.step_producer(index, partition, now);
-                }
+                self.step_producer(index, partition, now, Producing::FinishOnly);
             }
         }
     }
@@ -854,7 +968,7 @@ impl Sim {
         if self
             .producers
             .iter()
-            .any(|producer| !producer.current.is_empty())
+            .any(|producer| !producer.pipelines.is_empty())
         {
             return false;
         }
@@ -887,6 +1001,7 @@ impl Sim {
             acknowledged: self.acked.len(),
             consumed: self.reads.len(),
             not_settled: !settled,
+            most_in_flight: self.most_in_flight,
             ..Report::default()
         };
         for (partition, epoch) in self
@@ -989,24 +1104,6 @@ impl Sim {
             }
         }
         report
-    }
-}
-
-trait CloneParts {
-    fn clone_parts(&self) -> (Vec<Vec<u8>>, i32, Option<InFlight>);
-}
-
-impl CloneParts for Sending {
-    fn clone_parts(&self) -> (Vec<Vec<u8>>, i32, Option<InFlight>) {
-        (
-            self.0.clone(),
-            self.1,
-            self.2.as_ref().map(|in_flight| InFlight {
-                broker: in_flight.broker,
-                pending: in_flight.pending,
-                retry_at: in_flight.retry_at,
-            }),
-        )
     }
 }
 

@@ -1,0 +1,367 @@
+//! The producer's sender thread: takes due batches from the accumulator and appends them on
+//! their partitions' leaders, keeping up to `max_in_flight_per_partition` batches of a
+//! partition appended while earlier ones replicate (Kafka's
+//! `max.in.flight.requests.per.connection`). With `acks=All` each batch waits a replication
+//! round trip; one batch at a time would leave the sender idle for most of it.
+//!
+//! Order and idempotence: a partition's batches are appended in sequence order and completed
+//! in that order. When one fails with a retriable error (its leader moved, say), it and every
+//! later batch of its partition go back to unsent, and are appended again in order once
+//! nothing before them is pending and `retry_backoff_ms` has passed: a retry never overtakes
+//! an earlier batch still pending on the old leader. An idempotent producer's retry carries the
+//! same sequence, so a leader that already has a batch answers with its original offsets; it
+//! remembers a producer's last [`PRODUCER_BATCHES_KEPT`] batches, which is why idempotence
+//! allows at most that many in flight.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::accumulator::ReadyBatch;
+use super::producer::{Acks, ProduceError, Shared};
+use super::router::{broker_gone, is_retriable, leadership_moved, Router};
+use crate::broker::{Broker, BrokerError};
+#[cfg(doc)]
+use crate::partition::PRODUCER_BATCHES_KEPT;
+use crate::partition::{AppendResult, Notifier};
+use crate::replication::{AckLevel, PendingAppend, ReplicatedPartition};
+
+/// How often the sender looks at appends in flight when nothing wakes it: a leadership change
+/// moves no high watermark, and a deadline on a broker clock that is not the system's is only
+/// seen by looking (as [`Broker::wait_append`] does).
+const PENDING_POLL_MS: u64 = 10;
+/// How long an idle sender waits before looking again; every event that gives it work (a new
+/// or full batch, a flush, a close) wakes it sooner.
+const IDLE_WAIT_MS: u64 = 1_000;
+
+/// The sender thread's body: runs until the producer is closed and every batch has completed.
+pub(crate) fn run_sender(shared: &Shared) {
+    let mut sender = Sender {
+        shared,
+        router: Router::new(shared.broker.clone()),
+        pipelines: HashMap::new(),
+    };
+    sender.run();
+}
+
+struct Sender<'a> {
+    shared: &'a Shared,
+    router: Router,
+    /// The partitions with batches taken from the accumulator and not yet completed.
+    pipelines: HashMap<(Arc<str>, u32), Pipeline>,
+}
+
+/// One partition's batches in flight, oldest (lowest sequence) first. No appended batch
+/// follows an unsent one.
+#[derive(Default)]
+struct Pipeline {
+    batches: VecDeque<InFlight>,
+    /// The leader replica whose high-watermark moves wake the sender (with `acks=All`).
+    watched: Option<Arc<ReplicatedPartition>>,
+    /// Set after a retriable failure: the unsent batches wait until then, and until nothing
+    /// before them is pending.
+    retry_at: Option<Instant>,
+}
+
+struct InFlight {
+    ready: ReadyBatch,
+    attempt: Attempt,
+    /// `delivery_timeout_ms` after the sender took the batch: no retry starts later.
+    deadline: Instant,
+}
+
+enum Attempt {
+    /// Not appended: new, or to be appended again after `last_error`.
+    Unsent { last_error: Option<BrokerError> },
+    /// Appended on `broker`'s replica, waiting for the acknowledgement `acks` asks for.
+    Appended {
+        broker: Broker,
+        pending: PendingAppend,
+    },
+    /// Its outcome is known; it completes once the batches before it have.
+    Done(Result<AppendResult, BrokerError>),
+}
+
+impl Sender<'_> {
+    fn run(&mut self) {
+        let shared = self.shared;
+        let linger = Duration::from_millis(shared.config.linger_ms);
+        let max_in_flight = shared.config.max_in_flight_per_partition;
+        loop {
+            // Reset before looking: a wake-up that comes while we look is kept for the wait.
+            shared.wakeup.reset();
+            let drained = shared
+                .accumulator
+                .lock()
+                .drain(linger, Instant::now(), max_in_flight);
+            if drained.finished {
+                debug_assert!(self.pipelines.is_empty(), "finished with batches in flight");
+                return;
+            }
+            let now = Instant::now();
+            let deadline = now + Duration::from_millis(shared.config.delivery_timeout_ms);
+            for ready in drained.batches {
+                let key = (Arc::clone(&ready.topic), ready.partition);
+                self.pipelines
+                    .entry(key)
+                    .or_default()
+                    .batches
+                    .push_back(InFlight {
+                        ready,
+                        attempt: Attempt::Unsent { last_error: None },
+                        deadline,
+                    });
+            }
+            self.send_due(now);
+            if !self.complete_done(now) {
+                self.wait(drained.next_due, now);
+            }
+        }
+    }
+
+    /// Appends every batch that may go now.
+    fn send_due(&mut self, now: Instant) {
+        for pipeline in self.pipelines.values_mut() {
+            pipeline.send_due(self.shared, &mut self.router, now);
+        }
+    }
+
+    /// Completes the batches whose outcome is known, each partition's in order, and releases
+    /// their buffer memory. Returns whether any completed.
+    fn complete_done(&mut self, now: Instant) -> bool {
+        let backoff = Duration::from_millis(self.shared.config.retry_backoff_ms);
+        let mut completed = Vec::new();
+        self.pipelines.retain(|_, pipeline| {
+            pipeline.poll(&mut self.router, now, backoff, &mut completed);
+            if pipeline.batches.is_empty() {
+                pipeline.unwatch(&self.shared.wakeup);
+            }
+            !pipeline.batches.is_empty()
+        });
+        if completed.is_empty() {
+            return false;
+        }
+        let mut finished = Vec::with_capacity(completed.len());
+        for (ready, outcome) in completed {
+            ready.result.complete(outcome.map_err(ProduceError::from));
+            finished.push(ready);
+        }
+        let mut accumulator = self.shared.accumulator.lock();
+        for ready in &finished {
+            accumulator.finish_in_flight(ready);
+        }
+        drop(accumulator);
+        self.shared.space.notify_all();
+        true
+    }
+
+    /// Sleeps until woken (a new or full batch, a flush, a close, a watched high watermark),
+    /// the next lingering batch is due, a retry is due, or it is time to look at the appends
+    /// in flight.
+    fn wait(&self, next_due: Option<Instant>, now: Instant) {
+        let mut until = now + Duration::from_millis(IDLE_WAIT_MS);
+        for pipeline in self.pipelines.values() {
+            if let Some(retry_at) = pipeline.retry_at {
+                until = until.min(retry_at);
+            }
+            if pipeline.has_appended() {
+                until = until.min(now + Duration::from_millis(PENDING_POLL_MS));
+            }
+        }
+        if let Some(due) = next_due {
+            until = until.min(due);
+        }
+        self.shared.wakeup.wait_until(until);
+    }
+}
+
+impl Pipeline {
+    /// Appends the unsent batches in order, while they may go: new batches at once if the
+    /// batches pending before them are on the leader the router names, retries only when
+    /// nothing before them is pending and the backoff has passed. Stops at the first retriable
+    /// failure.
+    ///
+    /// A batch must never reach a leader before an earlier batch that may still land there:
+    /// a leader with no state for this producer (one that took over before the earlier batch
+    /// replicated to it) accepts any sequence, and the earlier batch would then be refused
+    /// as out of order for good.
+    fn send_due(&mut self, shared: &Shared, router: &mut Router, now: Instant) {
+        let Some(first) = self.batches.iter().position(InFlight::is_unsent) else {
+            return;
+        };
+        let pending_on =
+            self.batches
+                .iter()
+                .take(first)
+                .rev()
+                .find_map(|batch| match &batch.attempt {
+                    Attempt::Appended { broker, .. } => Some(broker.id()),
+                    _ => None,
+                });
+        if let Some(pending_on) = pending_on {
+            let ready = &self.batches[first].ready;
+            if self.retry_at.is_some()
+                || router.leader(&ready.topic, ready.partition).id() != pending_on
+            {
+                return;
+            }
+        }
+        if self.retry_at.is_some_and(|retry_at| now < retry_at) {
+            return;
+        }
+        self.retry_at = None;
+        for index in first..self.batches.len() {
+            let batch = &mut self.batches[index];
+            let Attempt::Unsent { last_error } = &mut batch.attempt else {
+                continue;
+            };
+            // A batch that already failed retriably is not tried again past its deadline.
+            if let Some(error) = last_error.take_if(|_| now >= batch.deadline) {
+                batch.attempt = Attempt::Done(Err(error));
+                continue;
+            }
+            match append_once(shared, router, &batch.ready) {
+                Ok((broker, pending)) => {
+                    if shared.config.acks == Acks::All {
+                        let (topic, partition) = (&batch.ready.topic, batch.ready.partition);
+                        if let Ok(local) = broker.replicated_partition(topic, partition) {
+                            self.watch(local, &shared.wakeup);
+                        }
+                    }
+                    self.batches[index].attempt = Attempt::Appended { broker, pending };
+                }
+                Err(error) if is_retriable(&error) => {
+                    batch.attempt = Attempt::Unsent {
+                        last_error: Some(error),
+                    };
+                    let backoff = Duration::from_millis(shared.config.retry_backoff_ms);
+                    self.retry_at = Some(now + backoff);
+                    return;
+                }
+                Err(error) => batch.attempt = Attempt::Done(Err(error)),
+            }
+        }
+    }
+
+    /// Moves the batches at the front whose outcome is known into `completed`, in order. A
+    /// retriable failure sends the failed batch and every later one back to unsent.
+    fn poll(
+        &mut self,
+        router: &mut Router,
+        now: Instant,
+        backoff: Duration,
+        completed: &mut Vec<(ReadyBatch, Result<AppendResult, BrokerError>)>,
+    ) {
+        while let Some(front) = self.batches.front_mut() {
+            if let Attempt::Appended { broker, pending } = &front.attempt {
+                let ready = &front.ready;
+                // A crashed broker answers nothing, as a dead process would not: its pending
+                // appends fail as over a dropped connection (they may yet survive on the next
+                // leader, which answers their retries as duplicates).
+                let polled = match broker.is_crashed() {
+                    true => Some(Err(broker_gone())),
+                    false => broker.poll_append(&ready.topic, ready.partition, pending),
+                };
+                let outcome = match polled {
+                    None => return,
+                    Some(outcome) => outcome.map(|()| pending.result),
+                };
+                let retry = outcome.as_ref().is_err_and(|error| {
+                    if leadership_moved(error) {
+                        router.invalidate(&ready.topic, ready.partition);
+                    }
+                    is_retriable(error) && now < front.deadline
+                });
+                if retry {
+                    self.resend_from_front(outcome.err(), now + backoff);
+                    return;
+                }
+                front.attempt = Attempt::Done(outcome);
+            }
+            let Attempt::Done(_) = front.attempt else {
+                return;
+            };
+            if let Some(InFlight {
+                ready,
+                attempt: Attempt::Done(outcome),
+                ..
+            }) = self.batches.pop_front()
+            {
+                completed.push((ready, outcome));
+            }
+        }
+    }
+
+    /// After the front batch failed retriably with `error`: it and every batch appended behind
+    /// it are to be appended again, in order, from `retry_at`.
+    fn resend_from_front(&mut self, error: Option<BrokerError>, retry_at: Instant) {
+        let mut error = error;
+        for batch in self.batches.iter_mut().filter(|batch| batch.is_appended()) {
+            batch.attempt = Attempt::Unsent {
+                last_error: error.take(),
+            };
+        }
+        self.retry_at = Some(retry_at);
+    }
+
+    fn has_appended(&self) -> bool {
+        self.batches.iter().any(InFlight::is_appended)
+    }
+
+    /// Makes high-watermark moves of `local` (the leader replica the partition's batches were
+    /// appended to) wake the sender, instead of the replica it watched before.
+    fn watch(&mut self, local: Arc<ReplicatedPartition>, wakeup: &Arc<Notifier>) {
+        if self
+            .watched
+            .as_ref()
+            .is_some_and(|watched| Arc::ptr_eq(watched, &local))
+        {
+            return;
+        }
+        self.unwatch(wakeup);
+        local.replica().register_waiter(wakeup);
+        self.watched = Some(local);
+    }
+
+    fn unwatch(&mut self, wakeup: &Arc<Notifier>) {
+        if let Some(watched) = self.watched.take() {
+            watched.replica().unregister_waiter(wakeup);
+        }
+    }
+}
+
+impl InFlight {
+    fn is_unsent(&self) -> bool {
+        matches!(self.attempt, Attempt::Unsent { .. })
+    }
+
+    fn is_appended(&self) -> bool {
+        matches!(self.attempt, Attempt::Appended { .. })
+    }
+}
+
+fn ack_level(acks: Acks) -> AckLevel {
+    match acks {
+        Acks::All => AckLevel::All,
+        Acks::None | Acks::Leader => AckLevel::Leader,
+    }
+}
+
+/// Appends `ready` on its partition's leader; returns that broker and the pending append.
+fn append_once(
+    shared: &Shared,
+    router: &mut Router,
+    ready: &ReadyBatch,
+) -> Result<(Broker, PendingAppend), BrokerError> {
+    let broker = router.leader(&ready.topic, ready.partition);
+    let appended = broker.append(
+        &ready.topic,
+        ready.partition,
+        &ready.batch,
+        ack_level(shared.config.acks),
+    );
+    if appended.as_ref().is_err_and(leadership_moved) {
+        router.invalidate(&ready.topic, ready.partition);
+    }
+    appended.map(|pending| (broker, pending))
+}

@@ -1,0 +1,220 @@
+//! The producer keeps up to `max_in_flight_per_partition` batches of a partition appended
+//! while the first replicates, completes them in order, and across a leader crash with five in
+//! flight loses, duplicates and reorders nothing.
+//!
+//! A real [`Producer`] (its own sender thread) on a simulated cluster (`support/sim.rs`): the
+//! brokers move only when the test steps them, so the test decides when followers fetch, and
+//! so how long a batch stays unacknowledged.
+
+#[path = "support/sim.rs"]
+mod sim;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use logbus::broker::Broker;
+use logbus::client::{Producer, ProducerConfig, ProducerRecord, SendHandle};
+use logbus::log::FlushPolicy;
+use logbus::partition::{Notifier, Replica};
+use sim::{Sim, SimConfig, TOPIC};
+
+/// How long the sender gets to do what it should do at once (generous: a loaded machine).
+const PROMPTLY: Duration = Duration::from_secs(10);
+/// How long the sender gets to do what it must not do.
+const NOT_MEANWHILE: Duration = Duration::from_millis(200);
+
+fn quiet_cluster(seed: u64) -> Sim {
+    Sim::new(
+        seed,
+        SimConfig {
+            partitions: 1,
+            producers: 0,
+            consumers: 0,
+            flush: FlushPolicy::EveryAppend,
+            ..SimConfig::default()
+        },
+    )
+}
+
+/// A producer whose every record is a batch of its own (`batch_size` 1).
+fn one_record_batches(bootstrap: &Broker, max_in_flight: usize) -> LeakOnPanic {
+    let producer = Producer::with_config(
+        bootstrap,
+        ProducerConfig {
+            batch_size: 1,
+            max_in_flight_per_partition: max_in_flight,
+            retry_backoff_ms: 10,
+            ..ProducerConfig::default()
+        },
+    )
+    .expect("a producer");
+    LeakOnPanic(Some(producer))
+}
+
+/// A producer that a failing test leaks rather than drops: dropping waits for every send to
+/// complete, and on a cluster that only the test steps, none would.
+struct LeakOnPanic(Option<Producer>);
+
+impl std::ops::Deref for LeakOnPanic {
+    type Target = Producer;
+
+    fn deref(&self) -> &Producer {
+        self.0.as_ref().expect("taken only on drop")
+    }
+}
+
+impl Drop for LeakOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            std::mem::forget(self.0.take());
+        }
+    }
+}
+
+fn send(producer: &Producer, values: std::ops::Range<usize>) -> Vec<SendHandle> {
+    values
+        .map(|i| {
+            producer
+                .send(ProducerRecord::new(TOPIC, format!("v{i}")).partition(0))
+                .expect("send")
+        })
+        .collect()
+}
+
+/// Waits (woken by each append) until `replica`'s log end reaches `target` or `timeout`
+/// passes; returns the log end then.
+fn wait_for_log_end(replica: &Replica, target: u64, timeout: Duration) -> u64 {
+    let notifier = Notifier::new();
+    replica.register_append_waiter(&notifier);
+    let deadline = Instant::now() + timeout;
+    let end = loop {
+        notifier.reset();
+        let end = replica.log().log_end_offset();
+        if end >= target || !notifier.wait_until(deadline) {
+            break replica.log().log_end_offset();
+        }
+    };
+    replica.unregister_append_waiter(&notifier);
+    end
+}
+
+/// Steps the cluster until every handle has completed; returns each record's offset.
+fn step_until_acknowledged(sim: &mut Sim, handles: Vec<SendHandle>) -> Vec<u64> {
+    for _ in 0..2_000 {
+        if handles.iter().all(SendHandle::is_done) {
+            break;
+        }
+        sim.run_brokers(1);
+        if let Some(last) = handles.last() {
+            // Gives the sender a moment to act on what the step changed.
+            let _ = last.wait_timeout(Duration::from_millis(2));
+        }
+    }
+    handles
+        .into_iter()
+        .enumerate()
+        .map(|(i, handle)| {
+            let metadata = handle
+                .wait_timeout(Duration::ZERO)
+                .unwrap_or_else(|| {
+                    panic!("send {i} never completed; cluster:\n{}", sim.debug_state())
+                })
+                .unwrap_or_else(|error| panic!("send {i}: {error}"));
+            metadata.offset.expect("acks=All reports an offset")
+        })
+        .collect()
+}
+
+fn values(replica: &Replica) -> Vec<String> {
+    sim::read_all(replica)
+        .into_iter()
+        .map(|(_, value)| String::from_utf8(value).expect("utf-8"))
+        .collect()
+}
+
+fn expected_values(count: usize) -> Vec<String> {
+    (0..count).map(|i| format!("v{i}")).collect()
+}
+
+#[test]
+fn a_partition_keeps_max_in_flight_batches_appended_while_the_first_replicates() {
+    for max_in_flight in [1, 3, 5] {
+        let mut sim = quiet_cluster(7);
+        let leader = sim.leader(0).expect("a leader");
+        let broker = sim.broker(leader).expect("the leader is up");
+        let replica: Arc<Replica> = broker.replica(TOPIC, 0).expect("the leader's replica");
+        let producer = one_record_batches(&broker, max_in_flight);
+        let handles = send(&producer, 0..8);
+        // No follower fetches until the cluster is stepped: nothing is acknowledged, and the
+        // sender appends exactly `max_in_flight` batches.
+        let limit = max_in_flight as u64;
+        assert_eq!(
+            wait_for_log_end(&replica, limit, PROMPTLY),
+            limit,
+            "max_in_flight {max_in_flight}: the sender appends that many batches at once"
+        );
+        assert_eq!(
+            wait_for_log_end(&replica, limit + 1, NOT_MEANWHILE),
+            limit,
+            "max_in_flight {max_in_flight}: and no more while none is acknowledged"
+        );
+        assert!(handles.iter().all(|handle| !handle.is_done()));
+        let offsets = step_until_acknowledged(&mut sim, handles);
+        assert_eq!(offsets, (0..8).collect::<Vec<u64>>(), "in order, once each");
+        assert_eq!(values(&replica), expected_values(8));
+    }
+}
+
+#[test]
+fn a_leader_crash_with_five_batches_in_flight_loses_duplicates_and_reorders_nothing() {
+    let mut sim = quiet_cluster(11);
+    let replicas = sim.assignment(0);
+    let (leader, successor, other) = (replicas[0], replicas[1], replicas[2]);
+    assert_eq!(sim.leader(0), Some(leader), "the preferred replica leads");
+    let old_leader = sim.broker(leader).expect("the leader is up");
+    let old_replica = old_leader.replica(TOPIC, 0).expect("the leader's replica");
+    let producer = one_record_batches(&sim.broker(successor).expect("up"), 5);
+
+    let mut handles = send(&producer, 0..5);
+    assert_eq!(wait_for_log_end(&old_replica, 5, PROMPTLY), 5);
+    // The successor copies all five; the other follower none, so none is acknowledged.
+    sim.fetch(successor);
+    assert_eq!(sim.offsets(successor, 0), Some((5, 0)));
+    assert_eq!(old_replica.high_watermark(), 0);
+    // Five more wait behind the five in flight.
+    handles.extend(send(&producer, 5..10));
+    assert_eq!(wait_for_log_end(&old_replica, 6, NOT_MEANWHILE), 5);
+
+    sim.crash(leader);
+    drop(old_replica);
+    drop(old_leader);
+    let offsets = step_until_acknowledged(&mut sim, handles);
+
+    assert_eq!(
+        sim.leader(0),
+        Some(successor),
+        "the in-sync successor leads"
+    );
+    assert_eq!(
+        offsets,
+        (0..10).collect::<Vec<u64>>(),
+        "the five retried batches keep the offsets the successor already gave them"
+    );
+    for id in [successor, other] {
+        let replica = sim
+            .broker(id)
+            .and_then(|broker| broker.replica(TOPIC, 0).ok())
+            .expect("a live replica");
+        for _ in 0..100 {
+            if replica.log().log_end_offset() == 10 {
+                break;
+            }
+            sim.run_brokers(1);
+        }
+        assert_eq!(
+            values(&replica),
+            expected_values(10),
+            "broker {id}: every record once, in order"
+        );
+    }
+}
