@@ -43,7 +43,7 @@ const AFTER: usize = 900;
 ///
 /// A run of this test alone (`cargo test --test kafka_failover`) does not build examples, and
 /// building from inside a test would wait on the lock `cargo test` holds: a missing binary, or
-/// one older than the library it was built from, fails the test with the command to run.
+/// one older than a source it is built from, fails the test with the command to run.
 fn broker_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     // target/<profile>/deps/<test> -> target/<profile>/examples/kafka_broker
@@ -53,25 +53,35 @@ fn broker_binary() -> PathBuf {
         .expect("target profile directory")
         .join("examples/kafka_broker");
     let modified = |path: &Path| path.metadata().and_then(|m| m.modified()).ok();
-    let library = std::fs::read_dir(deps)
-        .expect("read deps")
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|path| {
-            path.file_name()
-                .and_then(|name| name.to_str())
-                .is_some_and(|name| name.starts_with("liblogbus-") && name.ends_with(".rlib"))
-        })
-        .filter_map(|path| modified(&path))
-        .max();
-    let fresh = match (modified(&binary), library) {
-        (Some(binary), Some(library)) => binary >= library,
+    // Stale when a source it is built from changed after it was.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut sources = vec![
+        root.join("examples/kafka_broker.rs"),
+        root.join("Cargo.toml"),
+    ];
+    let mut dirs = vec![root.join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir)
+            .expect("read src")
+            .filter_map(Result::ok)
+        {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                sources.push(path);
+            }
+        }
+    }
+    let newest_source = sources.iter().filter_map(|path| modified(path)).max();
+    let fresh = match (modified(&binary), newest_source) {
+        (Some(binary), Some(source)) => binary >= source,
         (Some(_), None) => true,
         (None, _) => false,
     };
     assert!(
         fresh,
-        "{} is missing or older than the library: run `cargo build --features kafka,zookeeper \
+        "{} is missing or older than its sources: run `cargo build --features kafka,zookeeper \
          --example kafka_broker` (a whole `cargo test --all-features` builds it first)",
         binary.display()
     );
