@@ -387,3 +387,66 @@ fn kcat_produces_and_consumes() {
     }
     assert_eq!(seen.len(), 500);
 }
+
+#[test]
+fn compressed_batches_are_stored_as_sent_and_served_back() {
+    if !clients::available("compressed_batches_are_stored_as_sent_and_served_back") {
+        return;
+    }
+    let served = serve(1);
+    let bootstrap = served.bootstrap();
+    let mut expected = Vec::new();
+    // Debian's kcat (librdkafka 2.0.2) sends its gzip, lz4 and snappy batches of these records
+    // uncompressed (it keeps whichever is smaller and checks nothing more); zstd it compresses.
+    for codec in ["gzip", "zstd"] {
+        let input_file = served._dir.path().join(format!("{codec}.txt"));
+        // Compressible values: librdkafka sends a batch uncompressed when that is smaller.
+        let lines: Vec<String> = (0..200)
+            .map(|i| format!("{codec}-{i}-{}", "x".repeat(200)))
+            .collect();
+        std::fs::write(&input_file, lines.join("\n") + "\n").expect("write input");
+        clients::run_with_timeout(
+            Command::new("kcat")
+                .args(["-b", &bootstrap, "-P", "-t", "packed", "-z", codec])
+                .stdin(std::fs::File::open(&input_file).expect("open input")),
+            CLIENT_TIMEOUT,
+        );
+        expected.extend(lines);
+    }
+    // The broker keeps each client batch whole, compressed as it came (it has no codecs: it
+    // never opens a compressed batch's records).
+    let replica = served.broker.replica("packed", 0).expect("replica");
+    let read = replica.read_committed(0, 1 << 20).expect("read");
+    let codecs: Vec<_> = read
+        .batches()
+        .map(|batch| batch.expect("batch").header().attributes.compression)
+        .collect();
+    use logbus::record::Compression;
+    let kinds: BTreeSet<String> = codecs.iter().map(|codec| format!("{codec:?}")).collect();
+    assert!(
+        kinds.contains(&format!("{:?}", Compression::Zstd)),
+        "no zstd batch stored: {codecs:?}"
+    );
+    let output = clients::run_with_timeout(
+        Command::new("kcat").args([
+            "-b",
+            &bootstrap,
+            "-C",
+            "-t",
+            "packed",
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+            "-f",
+            "%s\n",
+        ]),
+        CLIENT_TIMEOUT,
+    );
+    let read: Vec<String> = String::from_utf8(output)
+        .expect("utf-8")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(read, expected);
+}
