@@ -450,3 +450,73 @@ fn compressed_batches_are_stored_as_sent_and_served_back() {
         .collect();
     assert_eq!(read, expected);
 }
+
+#[test]
+fn kafka_python_admin_creates_and_deletes_topics_and_describes_groups() {
+    if !clients::available("kafka_python_admin_creates_and_deletes_topics_and_describes_groups") {
+        return;
+    }
+    let served = serve(1);
+    served
+        .broker
+        .create_topic("watched", TopicConfig::with_partitions(2))
+        .expect("create");
+    // A group with committed offsets, made over the protocol.
+    let bootstrap = served.bootstrap();
+    clients::run_python(&["produce", &bootstrap, "watched", "10"], CLIENT_TIMEOUT);
+    clients::run_python(
+        &["resume", &bootstrap, "watched", "admins", "10"],
+        CLIENT_TIMEOUT,
+    );
+
+    let report = clients::run_python(&["admin", &bootstrap, "admins"], CLIENT_TIMEOUT);
+    assert_eq!(
+        report["duplicate_error"], "TopicAlreadyExistsError",
+        "{report}"
+    );
+    assert_eq!(
+        served
+            .broker
+            .topic("admin-a")
+            .expect("created")
+            .partition_count(),
+        3
+    );
+    assert!(
+        served.broker.topic("admin-b").is_err(),
+        "admin-b was deleted: {report}"
+    );
+    assert!(
+        report["groups"]
+            .as_array()
+            .expect("groups")
+            .iter()
+            .any(|g| g == "admins"),
+        "{report}"
+    );
+    assert_eq!(report["described"]["group"], "admins", "{report}");
+    assert_eq!(report["described"]["state"], "Empty", "{report}");
+    let committed: BTreeMap<u64, u64> = report["offsets"]
+        .as_array()
+        .expect("offsets")
+        .iter()
+        .map(|entry| {
+            assert_eq!(entry[0], "watched");
+            (entry[1].as_u64().unwrap(), entry[2].as_u64().unwrap())
+        })
+        .collect();
+    let ends: BTreeMap<u64, u64> = (0..2)
+        .map(|p| {
+            (
+                u64::from(p),
+                served
+                    .broker
+                    .replica("watched", p)
+                    .expect("replica")
+                    .high_watermark(),
+            )
+        })
+        .filter(|(_, end)| *end > 0)
+        .collect();
+    assert_eq!(committed, ends, "{report}");
+}

@@ -8,6 +8,7 @@ Each subcommand prints one JSON document on stdout; the Rust test checks it agai
     group BOOTSTRAP TOPIC GROUP COUNT         two confluent-kafka members share TOPIC, commit
     resume BOOTSTRAP TOPIC GROUP COUNT        one member of GROUP reads COUNT records from the commit
     latency BOOTSTRAP TOPIC COUNT             confluent-kafka, one acks=all record at a time (bench)
+    admin BOOTSTRAP GROUP                     kafka-python admin: create/delete topics, groups
 """
 
 import json
@@ -253,6 +254,42 @@ def latency(bootstrap, topic, count):
     return {"samples_us": samples}
 
 
+def admin(bootstrap, group_id):
+    """kafka-python's admin client: create two topics (one with a config), list and describe
+    groups, read a group's committed offsets, delete a topic; returns what it saw."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    client = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    client.create_topics(
+        [
+            NewTopic("admin-a", num_partitions=3, replication_factor=1),
+            NewTopic(
+                "admin-b",
+                num_partitions=2,
+                replication_factor=1,
+                topic_configs={"retention.ms": "3600000"},
+            ),
+        ]
+    )
+    duplicate = None
+    try:
+        client.create_topics([NewTopic("admin-a", num_partitions=1, replication_factor=1)])
+    except Exception as error:  # TopicAlreadyExistsError
+        duplicate = type(error).__name__
+    # kafka-python 3's admin answers dicts.
+    groups = sorted(g["group_id"] for g in client.list_groups())
+    described = client.describe_groups([group_id])[group_id]
+    offsets = client.list_group_offsets({group_id: None})[group_id]
+    client.delete_topics(["admin-b"])
+    client.close()
+    return {
+        "duplicate_error": duplicate,
+        "groups": groups,
+        "described": {"group": described["group_id"], "state": described["group_state"]},
+        "offsets": sorted([tp.topic, tp.partition, meta.offset] for tp, meta in offsets.items()),
+    }
+
+
 def main():
     command, args = sys.argv[1], sys.argv[2:]
     if command == "metadata":
@@ -265,6 +302,8 @@ def main():
         result = consume(args[0], args[1], int(args[2]))
     elif command == "group":
         result = group(args[0], args[1], args[2], int(args[3]))
+    elif command == "admin":
+        result = admin(args[0], args[1])
     elif command == "latency":
         result = latency(args[0], args[1], int(args[2]))
     elif command == "resume":
