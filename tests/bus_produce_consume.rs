@@ -884,3 +884,96 @@ fn records_that_each_fit_max_message_bytes_are_never_batched_past_it() {
     producer.flush();
     assert_eq!(after.wait().unwrap().offset, Some(50));
 }
+
+/// With `linger_ms` 0 a record for an idle partition is appended by `send` itself (no hand-off
+/// to the sender thread), while a thread sending flat out runs out of inline budget and forms
+/// batches behind the sender thread, in order either way.
+#[test]
+fn an_idle_partition_is_appended_inline_and_a_tight_loop_still_batches() {
+    let (_dir, broker) = broker();
+    broker
+        .create_topic("inline", TopicConfig::with_partitions(1))
+        .unwrap();
+    let producer = Producer::with_config(
+        &broker,
+        ProducerConfig {
+            acks: Acks::Leader,
+            ..ProducerConfig::default()
+        },
+    )
+    .unwrap();
+    let replica = broker.replica("inline", 0).unwrap();
+    let lone = producer
+        .send(ProducerRecord::new("inline", "lone"))
+        .unwrap();
+    assert!(lone.is_done(), "appended before send returned");
+    assert_eq!(replica.log().log_end_offset(), 1);
+    assert_eq!(lone.wait().unwrap().offset, Some(0));
+
+    const RECORDS: usize = 20_000;
+    let handles: Vec<_> = (0..RECORDS)
+        .map(|i| {
+            producer
+                .send(ProducerRecord::new("inline", format!("v{i}")))
+                .unwrap()
+        })
+        .collect();
+    producer.flush();
+    let offsets: Vec<u64> = handles
+        .into_iter()
+        .map(|handle| handle.wait().unwrap().offset.unwrap())
+        .collect();
+    assert_eq!(offsets, (1..=RECORDS as u64).collect::<Vec<u64>>());
+    // Without the budget every record would go inline, alone in its batch. (How many batches
+    // form depends on how fast the sender thread keeps up, so only that some did is checked.)
+    let batches = log_batches(&broker, "inline", 0);
+    let largest = batches.iter().map(|b| b.header().records_count).max();
+    assert!(
+        largest > Some(1),
+        "{} batches for {} records: the tight loop never batched",
+        batches.len(),
+        RECORDS + 1
+    );
+
+    // Once the loop stops the budget pays itself back, and a lone record goes inline again.
+    thread::sleep(Duration::from_millis(20));
+    let lone = producer
+        .send(ProducerRecord::new("inline", "lone again"))
+        .unwrap();
+    assert!(lone.is_done(), "appended before send returned");
+    assert_eq!(lone.wait().unwrap().offset, Some(RECORDS as u64 + 1));
+}
+
+/// A topic that flushes every append is never appended inline: `send` must not wait for a
+/// disk flush (the sender thread does it).
+#[test]
+fn a_topic_that_flushes_every_append_is_not_appended_inline() {
+    let (_dir, broker) = broker();
+    broker
+        .create_topic(
+            "flushed",
+            TopicConfig {
+                flush: logbus::log::FlushPolicy::EveryAppend,
+                ..TopicConfig::with_partitions(1)
+            },
+        )
+        .unwrap();
+    let producer = Producer::with_config(
+        &broker,
+        ProducerConfig {
+            acks: Acks::Leader,
+            ..ProducerConfig::default()
+        },
+    )
+    .unwrap();
+    let mut inline = 0;
+    for i in 0..20 {
+        let handle = producer
+            .send(ProducerRecord::new("flushed", format!("v{i}")))
+            .unwrap();
+        inline += usize::from(handle.is_done());
+        assert_eq!(handle.wait().unwrap().offset, Some(i));
+    }
+    // A sender thread can finish between `send` returning and `is_done`, rarely every time.
+    assert!(inline < 20, "every send was done before it returned");
+}

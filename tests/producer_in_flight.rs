@@ -2,6 +2,10 @@
 //! while the first replicates, completes them in order, and across a leader crash with five in
 //! flight loses, duplicates and reorders nothing.
 //!
+//! A record for an idle partition led by the producer's own broker is appended inline by `send`
+//! (see `src/client/accumulator.rs`); it heads the pipeline like any other batch, and a producer
+//! on a follower, whose inline attempt is refused, goes through the leader.
+//!
 //! A real [`Producer`] (its own sender thread) on a simulated cluster (`support/sim.rs`): the
 //! brokers move only when the test steps them, so the test decides when followers fetch, and
 //! so how long a batch stays unacknowledged.
@@ -24,13 +28,19 @@ const PROMPTLY: Duration = Duration::from_secs(10);
 const NOT_MEANWHILE: Duration = Duration::from_millis(200);
 
 fn quiet_cluster(seed: u64) -> Sim {
+    cluster_flushing(seed, FlushPolicy::EveryAppend)
+}
+
+/// A quiet cluster whose topic flushes as `flush` says (records of a topic that leaves flushing
+/// to the OS may be appended inline by a producer on the leader).
+fn cluster_flushing(seed: u64, flush: FlushPolicy) -> Sim {
     Sim::new(
         seed,
         SimConfig {
             partitions: 1,
             producers: 0,
             consumers: 0,
-            flush: FlushPolicy::EveryAppend,
+            flush,
             ..SimConfig::default()
         },
     )
@@ -217,4 +227,52 @@ fn a_leader_crash_with_five_batches_in_flight_loses_duplicates_and_reorders_noth
             "broker {id}: every record once, in order"
         );
     }
+}
+
+#[test]
+fn an_inline_append_heads_the_pipeline_and_the_sender_acknowledges_it() {
+    let mut sim = cluster_flushing(13, FlushPolicy::OsDecides);
+    let leader = sim.leader(0).expect("a leader");
+    let broker = sim.broker(leader).expect("the leader is up");
+    let replica: Arc<Replica> = broker.replica(TOPIC, 0).expect("the leader's replica");
+    let producer = one_record_batches(&broker, 3);
+    let mut handles = send(&producer, 0..1);
+    assert_eq!(
+        replica.log().log_end_offset(),
+        1,
+        "an idle partition led here is appended before send returns"
+    );
+    assert!(!handles[0].is_done(), "acks=All waits for the followers");
+    handles.extend(send(&producer, 1..8));
+    // The inline append counts as one of the 3 in flight.
+    assert_eq!(wait_for_log_end(&replica, 3, PROMPTLY), 3);
+    assert_eq!(
+        wait_for_log_end(&replica, 4, NOT_MEANWHILE),
+        3,
+        "no more than max_in_flight, the inline append included"
+    );
+    let offsets = step_until_acknowledged(&mut sim, handles);
+    assert_eq!(offsets, (0..8).collect::<Vec<u64>>(), "in order, once each");
+    assert_eq!(values(&replica), expected_values(8));
+}
+
+#[test]
+fn a_producer_on_a_follower_appends_through_the_leader_in_order() {
+    let mut sim = cluster_flushing(17, FlushPolicy::OsDecides);
+    let replicas = sim.assignment(0);
+    let leader = sim.leader(0).expect("a leader");
+    let follower = *replicas
+        .iter()
+        .find(|&&id| id != leader)
+        .expect("a follower");
+    let producer = one_record_batches(&sim.broker(follower).expect("up"), 5);
+    let handles = send(&producer, 0..8);
+    let offsets = step_until_acknowledged(&mut sim, handles);
+    assert_eq!(offsets, (0..8).collect::<Vec<u64>>(), "in order, once each");
+    let replica = sim
+        .broker(leader)
+        .expect("the leader is up")
+        .replica(TOPIC, 0)
+        .expect("the leader's replica");
+    assert_eq!(values(&replica), expected_values(8));
 }

@@ -22,4 +22,5 @@ pub use group_admin::{
 };
 pub use groups::BrokerOffsetsLog;
 pub use registry::BROKER_SESSION_TIMEOUT_MS;
+pub(crate) use topic::TopicState;
 pub use topic::{Partition, PartitionDescription, Topic, TopicDescription};

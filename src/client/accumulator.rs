@@ -6,34 +6,74 @@
 //! in flight, and goes once the partition is idle and the batch has lingered `linger_ms` (or on
 //! a flush or close): the round trip of the batches in flight is the natural linger, so a busy
 //! partition sends full batches and an idle one sends a lone record at once.
+//!
+//! ## Inline appends
+//! With `linger_ms` 0, a record for an idle partition (no batch open, queued or in flight) whose
+//! leader is this producer's own broker is appended by the sending thread itself, as a batch of
+//! one: handing it to the sender thread would add a thread wake-up (5-20 us on a busy machine)
+//! to its latency for nothing, since the sender would send it alone at once anyway. While the
+//! inline append runs, the partition counts as busy: records sent meanwhile batch up, and the
+//! sender leaves the partition alone, so batches still reach the log in sequence order. If the
+//! append is not final at once (`acks=All` with followers) the sender takes it over; if it
+//! failed retriably the batch goes back to the front of the queue for the sender to retry.
+//!
+//! An inline append always leaves its partition idle, so a thread sending in a tight loop would
+//! append every record alone. A budget stops that: inline appends may take at most half of the
+//! time (each is charged twice its duration, and the charge is paid back as time passes), with
+//! bursts of up to [`INLINE_BURST`]. A tight loop runs out of budget within a few dozen records
+//! and from then on forms batches behind the sender thread, as it would without inline appends;
+//! a partition that keeps records in flight never goes idle, so it stays batched.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
 use super::producer::{Idempotence, ProduceError, ProducerRecord, RecordMetadata, Shared};
+use crate::broker::Broker;
 use crate::partition::AppendResult;
 use crate::record::{BatchBuilder, BatchSpec, RecordBatch};
+use crate::replication::PendingAppend;
+
+/// The charged time (twice the time spent in inline appends) beyond which the next record of an
+/// idle partition goes to the sender thread rather than being appended inline.
+pub(crate) const INLINE_BURST: Duration = Duration::from_micros(200);
+/// Each inline append is charged this many times its duration: inline appends take at most
+/// 1/`INLINE_CHARGE` of the time, once a burst is spent.
+const INLINE_CHARGE: u32 = 2;
 
 #[derive(Debug, Default)]
 pub(crate) struct Accumulator {
-    queues: HashMap<(Arc<str>, u32), PartitionQueue>,
+    /// Queues by the topic index the producer's topic table gave the topic.
+    topics: Vec<Option<TopicQueues>>,
     /// Bytes of records accepted and not yet completed (bounded by `buffer_memory`).
     pub buffered_bytes: usize,
     pub closed: bool,
+    inline_budget: InlineBudget,
+}
+
+#[derive(Debug)]
+struct TopicQueues {
+    name: Arc<str>,
+    partitions: Vec<PartitionQueue>,
 }
 
 #[derive(Debug, Default)]
 struct PartitionQueue {
     open: Option<OpenBatch>,
     ready: VecDeque<ReadyBatch>,
-    /// Results of the batches the sender took and has not completed, oldest first (the
-    /// sender completes a partition's batches in order). At most `max_in_flight_per_partition`.
+    /// Results of the batches taken (by the sender, or by an inline append) and not completed,
+    /// oldest first (a partition's batches complete in order). At most
+    /// `max_in_flight_per_partition`.
     in_flight: VecDeque<Arc<BatchResult>>,
     /// The sequence number the next record gets (idempotent producers).
     next_sequence: i32,
+    /// A sending thread is appending a batch of this partition inline: the sender leaves the
+    /// partition alone until it is done.
+    inline_busy: bool,
+    /// An inline append that is not final yet, for the sender to wait on.
+    handed_over: Option<HandedOver>,
 }
 
 #[derive(Debug)]
@@ -48,10 +88,33 @@ struct OpenBatch {
 #[derive(Debug)]
 pub(crate) struct ReadyBatch {
     pub topic: Arc<str>,
+    pub topic_index: usize,
     pub partition: u32,
     pub batch: RecordBatch,
     pub result: Arc<BatchResult>,
     pub bytes: usize,
+}
+
+/// A batch appended inline that waits for more than the append (`acks=All` with followers):
+/// the sender takes it over as if it had appended it itself.
+#[derive(Debug)]
+pub(crate) struct HandedOver {
+    pub ready: ReadyBatch,
+    pub broker: Broker,
+    pub pending: PendingAppend,
+}
+
+/// How an inline append ended.
+pub(crate) enum InlineOutcome {
+    /// Final: the batch's records complete with this.
+    Done(Result<AppendResult, ProduceError>),
+    /// Appended, waiting for its acknowledgement: the sender takes it over.
+    Pending {
+        broker: Broker,
+        pending: PendingAppend,
+    },
+    /// Not appended, for a reason a retry may cure (the leader moved): the sender sends it.
+    Retry,
 }
 
 /// A record's encoded size (an upper bound) and the most record bytes a batch of its topic may
@@ -63,8 +126,34 @@ pub(crate) struct RecordBytes {
     pub batch_limit: usize,
 }
 
+/// Where a record goes: its topic (by the producer's topic index, and by name) and partition,
+/// and whether this producer may append it inline (its broker leads the partition here and
+/// the topic does not flush every append).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Destination<'a> {
+    pub topic_index: usize,
+    pub topic: &'a str,
+    pub partition: u32,
+    pub may_inline: bool,
+}
+
+/// What became of a record given to [`Accumulator::append`].
+pub(crate) enum Placed {
+    /// It joined a batch for the sender; `wake` says whether the sender must be woken.
+    Queued { slot: RecordSlot, wake: bool },
+    /// Its partition was idle: the caller appends `batch` (the record alone) itself, then
+    /// reports with [`Accumulator::finish_inline`].
+    Inline {
+        slot: RecordSlot,
+        batch: ReadyBatch,
+        started: Instant,
+    },
+}
+
 /// What the sender takes from one look at the accumulator.
 pub(crate) struct Drained {
+    /// Inline appends to wait on, each ahead of its partition's `batches`.
+    pub handed_over: Vec<HandedOver>,
     /// Due batches, each partition's in order.
     pub batches: Vec<ReadyBatch>,
     /// When the earliest lingering batch becomes due.
@@ -74,52 +163,89 @@ pub(crate) struct Drained {
 }
 
 impl Accumulator {
-    /// Adds a record to its partition's open batch. Returns the record's slot and whether the
-    /// sender should be woken now: for a full batch, or a new batch (so the sender takes it, or
-    /// learns its linger deadline). A record joining an open batch needs no wake-up: the sender
-    /// was woken when the batch opened, and drains it (with every record added since) once the
+    /// Adds a record to its partition: to the open batch, or (see the module docs) as a batch
+    /// of its own for the caller to append inline. A queued record says whether the sender
+    /// should be woken now: for a full batch, or a new batch (so the sender takes it, or learns
+    /// its linger deadline). A record joining an open batch needs no wake-up: the sender was
+    /// woken when the batch opened, and drains it (with every record added since) once the
     /// partition's batches in flight complete. One wake-up per batch, not per record, is what
     /// lets records batch up behind a busy sender with `linger_ms` 0.
     pub(crate) fn append(
         &mut self,
         shared: &Shared,
-        topic: &Arc<str>,
-        partition: u32,
+        to: Destination<'_>,
         record: &ProducerRecord,
         sizes: RecordBytes,
         timestamp: i64,
-    ) -> (RecordSlot, bool) {
+    ) -> Placed {
         let record_bytes = sizes.record;
         let batch_size = shared.config.batch_size.min(sizes.batch_limit);
-        let key = (Arc::clone(topic), partition);
-        let queue = self.queues.entry(key).or_default();
+        let idempotent = shared.config.idempotence == Idempotence::Enabled;
+        let topic = topic_queues(&mut self.topics, to.topic_index, to.topic);
+        let name = Arc::clone(&topic.name);
+        if topic.partitions.len() <= to.partition as usize {
+            topic
+                .partitions
+                .resize_with(to.partition as usize + 1, PartitionQueue::default);
+        }
+        let queue = &mut topic.partitions[to.partition as usize];
+        let inline_start =
+            (to.may_inline && shared.config.linger_ms == 0 && queue.is_idle() && !self.closed)
+                .then(Instant::now)
+                .filter(|&now| self.inline_budget.allows(now));
+        self.buffered_bytes += record_bytes;
+        let spec = BatchSpec {
+            producer_id: shared.producer_id,
+            producer_epoch: shared.producer_epoch,
+            base_sequence: if idempotent { queue.next_sequence } else { -1 },
+            ..BatchSpec::default()
+        };
+        if idempotent {
+            queue.next_sequence = next_sequence(queue.next_sequence);
+        }
+        if let Some(started) = inline_start {
+            let mut builder = BatchBuilder::with_capacity(spec, record_bytes);
+            builder.append(
+                timestamp,
+                record.key.as_deref(),
+                record.value.as_deref(),
+                &record.headers,
+            );
+            let result = BatchResult::new(name.clone(), to.partition);
+            queue.in_flight.push_back(Arc::clone(&result));
+            queue.inline_busy = true;
+            let slot = RecordSlot::new(Arc::clone(&result), 0, timestamp);
+            let batch = ReadyBatch {
+                topic: name,
+                topic_index: to.topic_index,
+                partition: to.partition,
+                batch: builder.finish(),
+                result,
+                bytes: record_bytes,
+            };
+            return Placed::Inline {
+                slot,
+                batch,
+                started,
+            };
+        }
         if queue
             .open
             .as_ref()
             .is_some_and(|open| open.bytes + record_bytes > batch_size)
         {
-            queue.seal(topic, partition);
+            queue.seal(&name, to.topic_index, to.partition);
         }
         // A new batch must wake the sender even when it lingers: an idle sender waits without
         // a deadline and learns when this batch is due only by draining it once.
         let opened = queue.open.is_none();
-        let open = queue.open.get_or_insert_with(|| {
-            let idempotent = shared.config.idempotence == Idempotence::Enabled;
-            let spec = BatchSpec {
-                producer_id: shared.producer_id,
-                producer_epoch: shared.producer_epoch,
-                base_sequence: if idempotent { queue.next_sequence } else { -1 },
-                ..BatchSpec::default()
-            };
-            OpenBatch {
-                builder: BatchBuilder::with_capacity(
-                    spec,
-                    batch_size.min(record_bytes.max(1024) * 4),
-                ),
-                result: BatchResult::new(),
-                bytes: 0,
-                opened: Instant::now(),
-            }
+        let open = queue.open.get_or_insert_with(|| OpenBatch {
+            // As Kafka's producer does: a whole batch_size buffer (or the record's size), so
+            // that a batch never grows by copying.
+            builder: BatchBuilder::with_capacity(spec, batch_size.max(record_bytes)),
+            result: BatchResult::new(name.clone(), to.partition),
+            bytes: 0,
+            opened: Instant::now(),
         });
         let index = open.builder.len() as u32;
         open.builder.append(
@@ -129,39 +255,69 @@ impl Accumulator {
             &record.headers,
         );
         open.bytes += record_bytes;
-        let slot = RecordSlot {
-            result: Arc::clone(&open.result),
-            index,
-            topic: Arc::clone(topic),
-            partition,
-            timestamp,
-        };
+        let slot = RecordSlot::new(Arc::clone(&open.result), index, timestamp);
         let full = open.bytes >= batch_size;
-        if shared.config.idempotence == Idempotence::Enabled {
-            queue.next_sequence = if queue.next_sequence == i32::MAX {
-                0
-            } else {
-                queue.next_sequence + 1
-            };
-        }
         if full {
-            queue.seal(topic, partition);
+            queue.seal(&name, to.topic_index, to.partition);
         }
-        self.buffered_bytes += record_bytes;
-        (slot, full || opened)
+        Placed::Queued {
+            slot,
+            wake: full || opened,
+        }
+    }
+
+    /// Records how the inline append of `batch` ended (it started at `started`). Returns
+    /// whether the sender must be woken: it has the batch to take over or to retry, records
+    /// queued behind it, or a close to finish.
+    pub(crate) fn finish_inline(
+        &mut self,
+        batch: ReadyBatch,
+        outcome: InlineOutcome,
+        started: Instant,
+    ) -> bool {
+        let now = Instant::now();
+        self.inline_budget
+            .charge(now.saturating_duration_since(started), now);
+        let queue = self.queue_mut(batch.topic_index, batch.partition);
+        queue.inline_busy = false;
+        let mut wake = queue.open.is_some() || !queue.ready.is_empty();
+        match outcome {
+            InlineOutcome::Done(outcome) => {
+                batch.result.complete(outcome);
+                self.finish_in_flight(&batch);
+            }
+            InlineOutcome::Pending { broker, pending } => {
+                queue.handed_over = Some(HandedOver {
+                    ready: batch,
+                    broker,
+                    pending,
+                });
+                wake = true;
+            }
+            InlineOutcome::Retry => {
+                let taken = queue.in_flight.pop_back();
+                debug_assert!(taken.is_some_and(|taken| Arc::ptr_eq(&taken, &batch.result)));
+                queue.ready.push_front(batch);
+                wake = true;
+            }
+        }
+        wake || self.closed
     }
 
     /// Closes every open batch so the sender takes it without waiting for the linger.
     pub(crate) fn seal_all(&mut self) {
-        for ((topic, partition), queue) in self.queues.iter_mut() {
-            queue.seal(topic, *partition);
+        for (topic_index, topic) in self.topics.iter_mut().enumerate() {
+            let Some(topic) = topic else { continue };
+            for (partition, queue) in topic.partitions.iter_mut().enumerate() {
+                queue.seal(&topic.name, topic_index, partition as u32);
+            }
         }
     }
 
     /// Results of every batch not yet completed.
     pub(crate) fn pending_results(&self) -> Vec<Arc<BatchResult>> {
         let mut results = Vec::new();
-        for queue in self.queues.values() {
+        for queue in self.queues() {
             results.extend(queue.open.iter().map(|open| Arc::clone(&open.result)));
             results.extend(queue.ready.iter().map(|ready| Arc::clone(&ready.result)));
             results.extend(queue.in_flight.iter().cloned());
@@ -169,65 +325,98 @@ impl Accumulator {
         results
     }
 
-    /// Takes the due batches of each partition, oldest first, up to `max_in_flight` in flight
-    /// per partition (see the module docs for when a batch that is not full is due).
+    /// Takes the inline appends handed over and the due batches of each partition, oldest
+    /// first, up to `max_in_flight` in flight per partition (see the module docs for when a
+    /// batch that is not full is due). A partition being appended inline is left alone.
     pub(crate) fn drain(
         &mut self,
         linger: Duration,
         now: Instant,
         max_in_flight: usize,
     ) -> Drained {
-        let mut batches = Vec::new();
-        let mut earliest: Option<Instant> = None;
+        let mut drained = Drained {
+            handed_over: Vec::new(),
+            batches: Vec::new(),
+            next_due: None,
+            finished: false,
+        };
         let mut idle = true;
-        for ((topic, partition), queue) in self.queues.iter_mut() {
-            idle &= queue.open.is_none() && queue.ready.is_empty() && queue.in_flight.is_empty();
-            if queue.ready.is_empty() && queue.in_flight.is_empty() {
-                if let Some(open) = &queue.open {
-                    let due = open.opened + linger;
-                    if self.closed || now >= due {
-                        queue.seal(topic, *partition);
-                    } else {
-                        earliest = Some(earliest.map_or(due, |earliest| earliest.min(due)));
+        for (topic_index, topic) in self.topics.iter_mut().enumerate() {
+            let Some(topic) = topic else { continue };
+            for (partition, queue) in topic.partitions.iter_mut().enumerate() {
+                idle &= queue.is_idle();
+                if queue.inline_busy {
+                    continue;
+                }
+                drained.handed_over.extend(queue.handed_over.take());
+                if queue.ready.is_empty() && queue.in_flight.is_empty() {
+                    if let Some(open) = &queue.open {
+                        let due = open.opened + linger;
+                        if self.closed || now >= due {
+                            queue.seal(&topic.name, topic_index, partition as u32);
+                        } else {
+                            drained.next_due =
+                                Some(drained.next_due.map_or(due, |next| next.min(due)));
+                        }
                     }
                 }
-            }
-            while queue.in_flight.len() < max_in_flight {
-                let Some(ready) = queue.ready.pop_front() else {
-                    break;
-                };
-                queue.in_flight.push_back(Arc::clone(&ready.result));
-                batches.push(ready);
+                while queue.in_flight.len() < max_in_flight {
+                    let Some(ready) = queue.ready.pop_front() else {
+                        break;
+                    };
+                    queue.in_flight.push_back(Arc::clone(&ready.result));
+                    drained.batches.push(ready);
+                }
             }
         }
-        Drained {
-            batches,
-            next_due: earliest,
-            finished: self.closed && idle,
-        }
+        drained.finished = self.closed && idle;
+        drained
     }
 
     /// Marks a partition's oldest batch in flight done and releases its buffer memory.
     pub(crate) fn finish_in_flight(&mut self, completed: &ReadyBatch) {
-        let key = (Arc::clone(&completed.topic), completed.partition);
-        let finished = self
-            .queues
-            .get_mut(&key)
-            .and_then(|queue| queue.in_flight.pop_front());
+        let queue = self.queue_mut(completed.topic_index, completed.partition);
+        let finished = queue.in_flight.pop_front();
         assert!(
             finished.is_some_and(|result| Arc::ptr_eq(&result, &completed.result)),
-            "the sender completes each partition's batches in the order it took them"
+            "a partition's batches complete in the order they were taken"
         );
         self.buffered_bytes -= completed.bytes;
+    }
+
+    /// The queue of a partition that has a batch taken (so it exists).
+    fn queue_mut(&mut self, topic_index: usize, partition: u32) -> &mut PartitionQueue {
+        self.topics
+            .get_mut(topic_index)
+            .and_then(Option::as_mut)
+            .and_then(|topic| topic.partitions.get_mut(partition as usize))
+            .expect("a batch taken from the accumulator has a queue")
+    }
+
+    fn queues(&self) -> impl Iterator<Item = &PartitionQueue> {
+        self.topics
+            .iter()
+            .flatten()
+            .flat_map(|topic| topic.partitions.iter())
     }
 }
 
 impl PartitionQueue {
-    fn seal(&mut self, topic: &Arc<str>, partition: u32) {
+    /// Nothing open, queued, in flight or being appended inline.
+    fn is_idle(&self) -> bool {
+        self.open.is_none()
+            && self.ready.is_empty()
+            && self.in_flight.is_empty()
+            && !self.inline_busy
+            && self.handed_over.is_none()
+    }
+
+    fn seal(&mut self, topic: &Arc<str>, topic_index: usize, partition: u32) {
         if let Some(open) = self.open.take() {
             let batch = open.builder.finish();
             self.ready.push_back(ReadyBatch {
                 topic: Arc::clone(topic),
+                topic_index,
                 partition,
                 batch,
                 result: open.result,
@@ -237,16 +426,75 @@ impl PartitionQueue {
     }
 }
 
-/// The outcome of one batch, shared by its records' handles.
+/// The queues of the topic at `index`, made on its first record.
+fn topic_queues<'a>(
+    topics: &'a mut Vec<Option<TopicQueues>>,
+    index: usize,
+    name: &str,
+) -> &'a mut TopicQueues {
+    if topics.len() <= index {
+        topics.resize_with(index + 1, || None);
+    }
+    topics[index].get_or_insert_with(|| TopicQueues {
+        name: Arc::from(name),
+        partitions: Vec::new(),
+    })
+}
+
+/// The sequence number after `sequence`: Kafka's wrap from `i32::MAX` to 0.
+fn next_sequence(sequence: i32) -> i32 {
+    if sequence == i32::MAX {
+        0
+    } else {
+        sequence + 1
+    }
+}
+
+/// Time spent in inline appends, charged and paid back (see the module docs).
 #[derive(Debug, Default)]
+struct InlineBudget {
+    /// Charged time not yet paid back.
+    debt: Duration,
+    /// When `debt` was last paid down.
+    at: Option<Instant>,
+}
+
+impl InlineBudget {
+    fn allows(&mut self, now: Instant) -> bool {
+        self.pay_down(now);
+        self.debt < INLINE_BURST
+    }
+
+    fn charge(&mut self, spent: Duration, now: Instant) {
+        self.pay_down(now);
+        self.debt += spent * INLINE_CHARGE;
+    }
+
+    fn pay_down(&mut self, now: Instant) {
+        if let Some(at) = self.at {
+            self.debt = self.debt.saturating_sub(now.saturating_duration_since(at));
+        }
+        self.at = Some(now);
+    }
+}
+
+/// The outcome of one batch, shared by its records' handles.
+#[derive(Debug)]
 pub(crate) struct BatchResult {
+    topic: Arc<str>,
+    partition: u32,
     outcome: Mutex<Option<Result<AppendResult, ProduceError>>>,
     done: Condvar,
 }
 
 impl BatchResult {
-    fn new() -> Arc<BatchResult> {
-        Arc::new(BatchResult::default())
+    fn new(topic: Arc<str>, partition: u32) -> Arc<BatchResult> {
+        Arc::new(BatchResult {
+            topic,
+            partition,
+            outcome: Mutex::new(None),
+            done: Condvar::new(),
+        })
     }
 
     pub(crate) fn complete(&self, outcome: Result<AppendResult, ProduceError>) {
@@ -267,12 +515,18 @@ impl BatchResult {
 pub(crate) struct RecordSlot {
     result: Arc<BatchResult>,
     index: u32,
-    topic: Arc<str>,
-    partition: u32,
     timestamp: i64,
 }
 
 impl RecordSlot {
+    fn new(result: Arc<BatchResult>, index: u32, timestamp: i64) -> RecordSlot {
+        RecordSlot {
+            result,
+            index,
+            timestamp,
+        }
+    }
+
     /// Waits for the batch (until `deadline`, if given); `None` when the deadline passed first.
     pub(crate) fn wait(
         &self,
@@ -297,8 +551,8 @@ impl RecordSlot {
         }
         let outcome = outcome.as_ref().expect("checked above").clone();
         Some(outcome.map(|appended| RecordMetadata {
-            topic: self.topic.to_string(),
-            partition: self.partition,
+            topic: self.result.topic.to_string(),
+            partition: self.result.partition,
             offset: Some(appended.base_offset + u64::from(self.index)),
             timestamp: appended.log_append_time.unwrap_or(self.timestamp),
         }))

@@ -5,10 +5,10 @@
 //! `batch_size` bytes were sent to it (KIP-480, with KIP-794's uniform switching), so keyless
 //! traffic forms full batches yet spreads evenly.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
+use rustc_hash::FxHashMap;
 
 /// Kafka's murmur2 (`org.apache.kafka.common.utils.Utils.murmur2`), bit for bit.
 pub fn murmur2(data: &[u8]) -> i32 {
@@ -68,7 +68,7 @@ pub trait Partitioner: Send + Sync + std::fmt::Debug {
 #[derive(Debug)]
 pub struct DefaultPartitioner {
     switch_after_bytes: usize,
-    sticky: Mutex<HashMap<String, Sticky>>,
+    sticky: Mutex<FxHashMap<String, Sticky>>,
     random: AtomicU64,
 }
 
@@ -86,7 +86,7 @@ impl DefaultPartitioner {
             .map_or(1, |elapsed| elapsed.as_nanos() as u64);
         DefaultPartitioner {
             switch_after_bytes: batch_size.max(1),
-            sticky: Mutex::new(HashMap::new()),
+            sticky: Mutex::new(FxHashMap::default()),
             random: AtomicU64::new(seed | 1),
         }
     }

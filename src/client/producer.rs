@@ -1,17 +1,24 @@
 //! The producer: batches records per partition and appends them from a background sender
 //! thread, as Kafka's producer does, so one application thread still forms full batches.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, RwLock};
+use rustc_hash::FxHashMap;
 
-use super::accumulator::{Accumulator, BatchResult, RecordBytes, RecordSlot};
+use super::accumulator::{
+    Accumulator, BatchResult, Destination, InlineOutcome, Placed, ReadyBatch, RecordBytes,
+    RecordSlot,
+};
 use super::partitioner::{DefaultPartitioner, Partitioner};
-use super::sender::run_sender;
-use crate::broker::{Broker, BrokerError};
+use super::router::is_retriable;
+use super::sender::{ack_level, run_sender};
+use crate::broker::{Broker, BrokerError, TopicState};
+use crate::log::FlushPolicy;
 use crate::partition::{Notifier, PartitionError, PRODUCER_BATCHES_KEPT};
 use crate::record::{record_bytes_bound, Header, BATCH_HEADER_BYTES};
 
@@ -251,6 +258,13 @@ impl SendHandle {
 /// Sends records to a broker's partitions. `Send + Sync + Clone`: clones share one sender thread
 /// and one buffer. Dropping the last clone completes every send in flight (each succeeds or
 /// fails; none vanishes) before returning.
+///
+/// A sender thread appends the batches, as in Kafka's producer. One exception saves a thread
+/// hand-off where it would only add latency: with `linger_ms` 0, a record for an idle partition
+/// (nothing queued or in flight) that this producer's broker leads is appended by `send`
+/// itself, a write to the page cache of a few microseconds, unless the topic flushes every
+/// append. Such inline appends are held to half of the sending threads' time, so a thread
+/// sending flat out soon forms batches behind the sender thread instead.
 #[derive(Debug, Clone)]
 pub struct Producer {
     handle: Arc<ProducerHandle>,
@@ -271,6 +285,8 @@ pub(crate) struct Shared {
     pub producer_id: i64,
     pub producer_epoch: i16,
     pub accumulator: Mutex<Accumulator>,
+    /// The topics sent to, looked up without the broker's own table.
+    topics: TopicTable,
     /// Wakes the sender: new batches, a flush, a close, or (registered with the leader
     /// replicas it has appends pending on) a high watermark that moved.
     pub wakeup: Arc<Notifier>,
@@ -308,6 +324,7 @@ impl Producer {
             producer_id,
             producer_epoch,
             accumulator: Mutex::new(Accumulator::default()),
+            topics: TopicTable::default(),
             wakeup: Notifier::new(),
             space: Condvar::new(),
         });
@@ -338,7 +355,8 @@ impl Producer {
     }
 
     /// Queues `record` and returns a handle on its result. Blocks only while `buffer_memory` is
-    /// full, up to `max_block_ms`.
+    /// full, up to `max_block_ms`. With `linger_ms` 0, a record for an idle partition led by
+    /// this producer's broker is appended before `send` returns (see [`Producer`]).
     ///
     /// # Errors
     /// `UnknownTopic`, `UnknownPartition`, `RecordTooLarge`, `InvalidTimestamp`,
@@ -348,18 +366,16 @@ impl Producer {
         if let Some(timestamp) = record.timestamp.filter(|&timestamp| timestamp < 0) {
             return Err(ProduceError::InvalidTimestamp { timestamp });
         }
-        let topic = shared.broker.topic_state(&record.topic)?;
-        let partitions = topic.partition_count();
-        let max_bytes = topic.config.read().max_message_bytes as usize;
+        let topic = shared.topics.view(&shared.broker, &record.topic)?;
         let record_bytes = record.encoded_bytes_bound();
-        if record_bytes + BATCH_HEADER_BYTES > max_bytes {
+        if record_bytes + BATCH_HEADER_BYTES > topic.max_message_bytes {
             return Err(ProduceError::RecordTooLarge {
                 size_bytes: record_bytes + BATCH_HEADER_BYTES,
-                max_bytes,
+                max_bytes: topic.max_message_bytes,
             });
         }
         let partition = match record.partition {
-            Some(partition) if partition < partitions => partition,
+            Some(partition) if partition < topic.partitions => partition,
             Some(partition) => {
                 return Err(ProduceError::UnknownPartition {
                     topic: record.topic,
@@ -370,7 +386,7 @@ impl Producer {
                 &record.topic,
                 record.key.as_deref(),
                 record_bytes,
-                partitions,
+                topic.partitions,
             ),
         };
         let timestamp = record
@@ -379,9 +395,15 @@ impl Producer {
         let sizes = RecordBytes {
             record: record_bytes,
             // No underflow: the check above keeps record_bytes + BATCH_HEADER_BYTES <= max_bytes.
-            batch_limit: max_bytes - BATCH_HEADER_BYTES,
+            batch_limit: topic.max_message_bytes - BATCH_HEADER_BYTES,
         };
-        let slot = self.enqueue(&topic.name, partition, &record, sizes, timestamp)?;
+        let to = Destination {
+            topic_index: topic.index,
+            topic: &record.topic,
+            partition,
+            may_inline: !topic.flushes_every_append,
+        };
+        let slot = self.enqueue(to, &record, sizes, timestamp)?;
         if shared.config.acks == Acks::None {
             let metadata = RecordMetadata {
                 topic: record.topic,
@@ -408,8 +430,7 @@ impl Producer {
 
     fn enqueue(
         &self,
-        topic: &Arc<str>,
-        partition: u32,
+        to: Destination<'_>,
         record: &ProducerRecord,
         sizes: RecordBytes,
         timestamp: i64,
@@ -441,12 +462,39 @@ impl Producer {
         if accumulator.closed {
             return Err(ProduceError::Closed);
         }
-        let (slot, wake) = accumulator.append(shared, topic, partition, record, sizes, timestamp);
-        drop(accumulator);
-        if wake {
-            shared.wakeup.notify();
+        let to = Destination {
+            may_inline: to.may_inline && !shared.broker.is_crashed(),
+            ..to
+        };
+        match accumulator.append(shared, to, record, sizes, timestamp) {
+            Placed::Queued { slot, wake } => {
+                drop(accumulator);
+                if wake {
+                    shared.wakeup.notify();
+                }
+                Ok(slot)
+            }
+            Placed::Inline {
+                slot,
+                batch,
+                started,
+            } => {
+                drop(accumulator);
+                let outcome = append_inline(shared, &batch);
+                let done = matches!(outcome, InlineOutcome::Done(_));
+                let wake = shared
+                    .accumulator
+                    .lock()
+                    .finish_inline(batch, outcome, started);
+                if wake {
+                    shared.wakeup.notify();
+                }
+                if done {
+                    shared.space.notify_all();
+                }
+                Ok(slot)
+            }
         }
-        Ok(slot)
     }
 
     /// Sends every queued record now and waits until each has completed.
@@ -502,4 +550,86 @@ fn check_max_in_flight(config: &ProducerConfig) -> Result<(), ProduceError> {
         return Err(ProduceError::MaxInFlightOutOfRange { requested, max });
     }
     Ok(())
+}
+
+/// Appends `batch` (one record, see the accumulator's module docs) on the producer's own
+/// broker, from the sending thread.
+fn append_inline(shared: &Shared, batch: &ReadyBatch) -> InlineOutcome {
+    let broker = &shared.broker;
+    let (topic, partition) = (&batch.topic, batch.partition);
+    match broker.append(
+        topic,
+        partition,
+        &batch.batch,
+        ack_level(shared.config.acks),
+    ) {
+        Ok(pending) => match broker.poll_append(topic, partition, &pending) {
+            Some(Ok(())) => InlineOutcome::Done(Ok(pending.result)),
+            // Waiting for followers, or a failure the sender knows how to retry.
+            _ => InlineOutcome::Pending {
+                broker: broker.clone(),
+                pending,
+            },
+        },
+        Err(error) if is_retriable(&error) => InlineOutcome::Retry,
+        Err(error) => InlineOutcome::Done(Err(error.into())),
+    }
+}
+
+/// The topics a producer sends to, by name: the broker's shared state of each, and the index
+/// of its queues in the accumulator (indexes are never reused, as names are never removed).
+/// Every send looks its topic up here, with a fast hash and a lock only this producer takes,
+/// rather than in the broker's table.
+#[derive(Debug, Default)]
+struct TopicTable {
+    by_name: RwLock<FxHashMap<Arc<str>, TopicEntry>>,
+}
+
+#[derive(Debug)]
+struct TopicEntry {
+    state: Arc<TopicState>,
+    index: usize,
+}
+
+/// What a send needs of its topic.
+struct TopicView {
+    index: usize,
+    partitions: u32,
+    max_message_bytes: usize,
+    flushes_every_append: bool,
+}
+
+impl TopicTable {
+    /// `name`'s view, asking the broker on the first send to it or after it was deleted (it
+    /// may have been created again).
+    fn view(&self, broker: &Broker, name: &str) -> Result<TopicView, ProduceError> {
+        if let Some(entry) = self.by_name.read().get(name) {
+            if !entry.state.deleted.load(Ordering::Acquire) {
+                return Ok(entry.view());
+            }
+        }
+        let state = broker.topic_state(name)?;
+        let mut by_name = self.by_name.write();
+        let next_index = by_name.len();
+        let entry = by_name
+            .entry(Arc::clone(&state.name))
+            .or_insert_with(|| TopicEntry {
+                state: Arc::clone(&state),
+                index: next_index,
+            });
+        entry.state = state;
+        Ok(entry.view())
+    }
+}
+
+impl TopicEntry {
+    fn view(&self) -> TopicView {
+        let config = self.state.config.read();
+        TopicView {
+            index: self.index,
+            partitions: config.partitions,
+            max_message_bytes: config.max_message_bytes as usize,
+            flushes_every_append: config.flush == FlushPolicy::EveryAppend,
+        }
+    }
 }

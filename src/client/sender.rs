@@ -100,6 +100,29 @@ impl Sender<'_> {
             }
             let now = Instant::now();
             let deadline = now + Duration::from_millis(shared.config.delivery_timeout_ms);
+            // Inline appends go ahead of their partition's batches taken in the same look: the
+            // accumulator took no batch of a partition while it was being appended inline.
+            for handed in drained.handed_over {
+                let ready = handed.ready;
+                let key = (Arc::clone(&ready.topic), ready.partition);
+                let pipeline = self.pipelines.entry(key).or_default();
+                if shared.config.acks == Acks::All {
+                    if let Ok(local) = handed
+                        .broker
+                        .replicated_partition(&ready.topic, ready.partition)
+                    {
+                        pipeline.watch(local, &shared.wakeup);
+                    }
+                }
+                pipeline.batches.push_back(InFlight {
+                    ready,
+                    attempt: Attempt::Appended {
+                        broker: handed.broker,
+                        pending: handed.pending,
+                    },
+                    deadline,
+                });
+            }
             for ready in drained.batches {
                 let key = (Arc::clone(&ready.topic), ready.partition);
                 self.pipelines
@@ -340,7 +363,7 @@ impl InFlight {
     }
 }
 
-fn ack_level(acks: Acks) -> AckLevel {
+pub(crate) fn ack_level(acks: Acks) -> AckLevel {
     match acks {
         Acks::All => AckLevel::All,
         Acks::None | Acks::Leader => AckLevel::Leader,
