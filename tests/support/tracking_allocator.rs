@@ -1,5 +1,6 @@
 //! A global allocator that records the largest single allocation made on a thread, for the
-//! decoder tests that check no allocation is out of proportion to the input.
+//! decoder tests that check no allocation is out of proportion to the input (and for the
+//! `kafka_peer` fuzz target, which includes this file too).
 //!
 //! The global allocator serves the whole test binary, so each test file that includes this
 //! module chooses it in plain sight, with one line of its own (a crate has at most one):
