@@ -9,7 +9,7 @@ set -euo pipefail
 
 seconds="${1:-20}"
 cd "$(dirname "$0")"
-targets=(batch_decode log_open index_lookup kafka_frame)
+targets=(batch_decode log_open index_lookup kafka_frame kafka_peer)
 log_dir="$(mktemp -d)"
 trap 'rm -rf "$log_dir"' EXIT
 

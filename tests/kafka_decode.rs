@@ -12,8 +12,6 @@
 
 #![cfg(feature = "kafka")]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -34,42 +32,9 @@ use proptest::prelude::*;
 // ---------------------------------------------------------------------------------------------
 // Allocation tracking
 
-/// Records the largest single allocation made on this thread while tracking is on.
-struct TrackingAllocator;
-
-thread_local! {
-    static TRACKING: Cell<bool> = const { Cell::new(false) };
-    static LARGEST: Cell<usize> = const { Cell::new(0) };
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the bookkeeping only reads
-// and writes thread-local cells and never allocates.
-unsafe impl GlobalAlloc for TrackingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note(new_size);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-fn note(size: usize) {
-    let _ = TRACKING.try_with(|tracking| {
-        if tracking.get() {
-            let _ = LARGEST.try_with(|largest| largest.set(largest.get().max(size)));
-        }
-    });
-}
+#[path = "support/tracking_allocator.rs"]
+mod tracking_allocator;
+use tracking_allocator::{largest_allocation, TrackingAllocator};
 
 #[global_allocator]
 static ALLOCATOR: TrackingAllocator = TrackingAllocator;
@@ -90,11 +55,7 @@ fn decode_tracked(
 ) -> (Result<KafkaRequest, DecodeError>, usize) {
     let header = header(key, version);
     let mut body = Bytes::copy_from_slice(body);
-    LARGEST.with(|largest| largest.set(0));
-    TRACKING.with(|tracking| tracking.set(true));
-    let result = decode_request(&header, &mut body);
-    TRACKING.with(|tracking| tracking.set(false));
-    (result, LARGEST.with(Cell::get))
+    largest_allocation(|| decode_request(&header, &mut body))
 }
 
 /// Decodes like [`decode_tracked`] and checks the allocation bound.

@@ -2,51 +2,15 @@
 //! bit flip and lying length or count gives a typed error, never a panic, and no allocation made
 //! while decoding is larger than the input.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use bytes::Bytes;
 use logbus::record::{
     Attributes, BatchBuilder, BatchSpec, Batches, DecodeError, Header, RecordBatch, TimestampType,
 };
 use proptest::prelude::*;
 
-/// Records the largest single allocation made on this thread while tracking is on.
-struct TrackingAllocator;
-
-thread_local! {
-    static TRACKING: Cell<bool> = const { Cell::new(false) };
-    static LARGEST: Cell<usize> = const { Cell::new(0) };
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator; the bookkeeping only reads
-// and writes thread-local cells and never allocates.
-unsafe impl GlobalAlloc for TrackingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note(layout.size());
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note(new_size);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-fn note(size: usize) {
-    let _ = TRACKING.try_with(|tracking| {
-        if tracking.get() {
-            let _ = LARGEST.try_with(|largest| largest.set(largest.get().max(size)));
-        }
-    });
-}
+#[path = "support/tracking_allocator.rs"]
+mod tracking_allocator;
+use tracking_allocator::{largest_allocation, TrackingAllocator};
 
 #[global_allocator]
 static ALLOCATOR: TrackingAllocator = TrackingAllocator;
@@ -55,12 +19,15 @@ static ALLOCATOR: TrackingAllocator = TrackingAllocator;
 /// when a buffer is first cloned, and a batch's record iterator.
 const BOOKKEEPING_BYTES: usize = 64;
 
-/// Decodes everything in `input` as batches and records, returning the first error (if any) and
-/// the largest allocation made meanwhile, less the copy of the input itself.
+/// [`first_error`] of `input`, with the largest allocation it made (the copy of the input is made
+/// before tracking starts).
 fn decode_all(input: &[u8]) -> (Option<DecodeError>, usize) {
     let bytes = Bytes::copy_from_slice(input);
-    LARGEST.with(|largest| largest.set(0));
-    TRACKING.with(|tracking| tracking.set(true));
+    largest_allocation(|| first_error(bytes))
+}
+
+/// Decodes everything in `bytes` as batches and records, and returns the first error if any.
+fn first_error(bytes: Bytes) -> Option<DecodeError> {
     let mut first_error = None;
     for batch in Batches::new(bytes.clone()) {
         let records = match batch.and_then(|batch| batch.records()) {
@@ -84,8 +51,7 @@ fn decode_all(input: &[u8]) -> (Option<DecodeError>, usize) {
     if let Err(error) = RecordBatch::from_bytes(bytes) {
         first_error.get_or_insert(error);
     }
-    TRACKING.with(|tracking| tracking.set(false));
-    (first_error, LARGEST.with(Cell::get))
+    first_error
 }
 
 #[derive(Debug, Clone)]
