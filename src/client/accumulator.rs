@@ -8,21 +8,24 @@
 //! partition sends full batches and an idle one sends a lone record at once.
 //!
 //! ## Inline appends
-//! With `linger_ms` 0, a record for an idle partition (no batch open, queued or in flight) whose
-//! leader is this producer's own broker is appended by the sending thread itself, as a batch of
-//! one: handing it to the sender thread would add a thread wake-up (5-20 us on a busy machine)
-//! to its latency for nothing, since the sender would send it alone at once anyway. While the
+//! With `linger_ms` 0, a record sent while the producer is idle (no batch open, queued or in
+//! flight on any partition) to a partition whose leader is this producer's own broker is
+//! appended by the sending thread itself, as a batch of one: handing it to the sender thread
+//! would add a thread wake-up (5-20 us on a busy machine) to its latency for nothing, since the
+//! sender would send it alone at once anyway. The whole producer must be idle, not only the
+//! partition: a thread sending flat out over several partitions (the sticky partitioner moves
+//! to an idle one every `batch_size` bytes) keeps batching while its last batch is in flight. While the
 //! inline append runs, the partition counts as busy: records sent meanwhile batch up, and the
 //! sender leaves the partition alone, so batches still reach the log in sequence order. If the
 //! append is not final at once (`acks=All` with followers) the sender takes it over; if it
 //! failed retriably the batch goes back to the front of the queue for the sender to retry.
 //!
-//! An inline append always leaves its partition idle, so a thread sending in a tight loop would
+//! An inline append always leaves the producer idle, so a thread sending in a tight loop would
 //! append every record alone. A budget stops that: inline appends may take at most half of the
 //! time (each is charged twice its duration, and the charge is paid back as time passes), with
 //! bursts of up to [`INLINE_BURST`]. A tight loop runs out of budget within a few dozen records
 //! and from then on forms batches behind the sender thread, as it would without inline appends;
-//! a partition that keeps records in flight never goes idle, so it stays batched.
+//! a producer that keeps records in flight never goes idle, so it stays batched.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -190,7 +193,9 @@ impl Accumulator {
         }
         let queue = &mut topic.partitions[to.partition as usize];
         let inline_start =
-            (to.may_inline && shared.config.linger_ms == 0 && queue.is_idle() && !self.closed)
+            // Nothing buffered means no partition has a batch open, queued, in flight or being
+            // appended inline (each holds its records' bytes until it completes).
+            (to.may_inline && shared.config.linger_ms == 0 && self.buffered_bytes == 0 && !self.closed)
                 .then(Instant::now)
                 .filter(|&now| self.inline_budget.allows(now));
         self.buffered_bytes += record_bytes;

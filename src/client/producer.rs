@@ -294,6 +294,20 @@ pub(crate) struct Shared {
     pub space: Condvar,
 }
 
+impl Shared {
+    /// Whether completions that leave `buffered_bytes` buffered should wake the threads
+    /// blocked on buffer memory: once an eighth of it is free. Waking them on every completed
+    /// batch would cost two context switches per batch while the buffer stays full, and a
+    /// woken thread would only fill the one freed batch before blocking again; this way it
+    /// wakes once per eighth of the buffer. A thread waiting for a record larger than an
+    /// eighth is woken by each completion after that, until its record fits (at the latest
+    /// when the buffer is empty).
+    pub(crate) fn has_room_to_signal(&self, buffered_bytes: usize) -> bool {
+        let buffer_memory = self.config.buffer_memory;
+        buffered_bytes <= buffer_memory - buffer_memory / 8
+    }
+}
+
 impl Producer {
     /// A producer on `broker` with the default configuration.
     ///
@@ -482,14 +496,14 @@ impl Producer {
                 drop(accumulator);
                 let outcome = append_inline(shared, &batch);
                 let done = matches!(outcome, InlineOutcome::Done(_));
-                let wake = shared
-                    .accumulator
-                    .lock()
-                    .finish_inline(batch, outcome, started);
+                let mut accumulator = shared.accumulator.lock();
+                let wake = accumulator.finish_inline(batch, outcome, started);
+                let room = done && shared.has_room_to_signal(accumulator.buffered_bytes);
+                drop(accumulator);
                 if wake {
                     shared.wakeup.notify();
                 }
-                if done {
+                if room {
                     shared.space.notify_all();
                 }
                 Ok(slot)

@@ -173,8 +173,11 @@ impl Sender<'_> {
         for ready in &finished {
             accumulator.finish_in_flight(ready);
         }
+        let room = self.shared.has_room_to_signal(accumulator.buffered_bytes);
         drop(accumulator);
-        self.shared.space.notify_all();
+        if room {
+            self.shared.space.notify_all();
+        }
         true
     }
 
