@@ -885,7 +885,8 @@ fn records_that_each_fit_max_message_bytes_are_never_batched_past_it() {
     assert_eq!(after.wait().unwrap().offset, Some(50));
 }
 
-/// With `linger_ms` 0 a record for an idle partition is appended by `send` itself (no hand-off
+/// With `inline_idle_appends` and `linger_ms` 0 a record sent while the producer is idle is
+/// appended by `send` itself (no hand-off
 /// to the sender thread), while a thread sending flat out runs out of inline budget and forms
 /// batches behind the sender thread, in order either way.
 #[test]
@@ -898,6 +899,7 @@ fn an_idle_partition_is_appended_inline_and_a_tight_loop_still_batches() {
         &broker,
         ProducerConfig {
             acks: Acks::Leader,
+            inline_idle_appends: true,
             ..ProducerConfig::default()
         },
     )
@@ -962,6 +964,7 @@ fn a_topic_that_flushes_every_append_is_not_appended_inline() {
         &broker,
         ProducerConfig {
             acks: Acks::Leader,
+            inline_idle_appends: true,
             ..ProducerConfig::default()
         },
     )

@@ -2,7 +2,8 @@
 //! while the first replicates, completes them in order, and across a leader crash with five in
 //! flight loses, duplicates and reorders nothing.
 //!
-//! A record for an idle partition led by the producer's own broker is appended inline by `send`
+//! With `inline_idle_appends`, a record sent while the producer is idle, to a partition led by
+//! its own broker, is appended inline by `send`
 //! (see `src/client/accumulator.rs`); it heads the pipeline like any other batch, and a producer
 //! on a follower, whose inline attempt is refused, goes through the leader.
 //!
@@ -54,6 +55,7 @@ fn one_record_batches(bootstrap: &Broker, max_in_flight: usize) -> LeakOnPanic {
             batch_size: 1,
             max_in_flight_per_partition: max_in_flight,
             retry_backoff_ms: 10,
+            inline_idle_appends: true,
             ..ProducerConfig::default()
         },
     )
