@@ -359,6 +359,27 @@ impl RecordBatch {
         self.bytes
     }
 
+    /// A copy of the batch under another producer id, epoch and base sequence, CRC recomputed
+    /// (see [`stamp_producer_state`]): how an idempotent producer re-sequences a batch it has
+    /// not had appended, after it bumped its epoch.
+    pub fn with_producer_state(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        base_sequence: i32,
+    ) -> RecordBatch {
+        let mut bytes = self.bytes.to_vec();
+        let crc = stamp_producer_state(&mut bytes, producer_id, producer_epoch, base_sequence);
+        let header = BatchHeader {
+            producer_id,
+            producer_epoch,
+            base_sequence,
+            crc,
+            ..self.header
+        };
+        RecordBatch::from_trusted(header, Bytes::from(bytes))
+    }
+
     /// Iterates the batch's records; keys, values and headers are slices of the batch's bytes.
     ///
     /// # Errors
@@ -472,6 +493,26 @@ pub fn stamp_log_append_time(batch: &mut [u8], timestamp: i64) {
     batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// Writes a new producer id, producer epoch and base sequence into an encoded batch and
+/// recomputes the CRC, which covers all three. Returns the new CRC.
+pub fn stamp_producer_state(
+    batch: &mut [u8],
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+) -> u32 {
+    assert!(
+        batch.len() >= BATCH_HEADER_BYTES,
+        "stamping a batch shorter than its header"
+    );
+    batch[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&producer_id.to_be_bytes());
+    batch[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2].copy_from_slice(&producer_epoch.to_be_bytes());
+    batch[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[ATTRIBUTES_AT..]);
+    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    crc
+}
+
 fn read_i16(buf: &[u8], at: usize) -> i16 {
     i16::from_be_bytes([buf[at], buf[at + 1]])
 }
@@ -486,4 +527,65 @@ fn read_i64(buf: &[u8], at: usize) -> i64 {
     let mut raw = [0; 8];
     raw.copy_from_slice(&buf[at..at + 8]);
     i64::from_be_bytes(raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{BatchBuilder, BatchSpec};
+
+    fn idempotent_batch(producer_epoch: i16, base_sequence: i32) -> RecordBatch {
+        let mut builder = BatchBuilder::new(BatchSpec {
+            producer_id: 7,
+            producer_epoch,
+            base_sequence,
+            ..BatchSpec::default()
+        });
+        builder.append(1_700_000_000_000, Some(b"k0"), Some(b"v0"), &[]);
+        builder.append(1_700_000_000_001, None, Some(b"v1"), &[]);
+        builder.finish()
+    }
+
+    #[test]
+    fn a_batch_restamped_with_producer_state_matches_one_built_with_it() {
+        let original = idempotent_batch(0, 41);
+        let restamped = original.with_producer_state(7, 1, 0);
+        assert_eq!(
+            restamped,
+            idempotent_batch(1, 0),
+            "bytes and header, CRC included"
+        );
+        let decoded = RecordBatch::from_bytes(restamped.as_bytes().clone())
+            .expect("the recomputed CRC matches");
+        assert_eq!(decoded.header(), restamped.header());
+        assert_eq!(
+            (
+                decoded.header().producer_epoch,
+                decoded.header().base_sequence
+            ),
+            (1, 0)
+        );
+        assert_eq!(decoded.header().last_sequence(), 1);
+        assert_ne!(decoded.header().crc, original.header().crc);
+        assert_eq!(
+            original,
+            idempotent_batch(0, 41),
+            "the original is left alone"
+        );
+    }
+
+    #[test]
+    fn a_new_producer_id_is_stamped_too() {
+        let restamped = idempotent_batch(i16::MAX, 9).with_producer_state(8, 0, 0);
+        let decoded = RecordBatch::from_bytes(restamped.into_bytes()).expect("valid");
+        let header = decoded.header();
+        assert_eq!(
+            (
+                header.producer_id,
+                header.producer_epoch,
+                header.base_sequence
+            ),
+            (8, 0, 0)
+        );
+    }
 }

@@ -134,6 +134,19 @@ impl BatchBuilder {
         self.max_timestamp = self.max_timestamp.max(timestamp);
     }
 
+    /// Sets the producer id, epoch and base sequence the batch is finished with (an idempotent
+    /// producer re-sequences its open batches after it bumps its epoch).
+    pub fn set_producer_state(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        base_sequence: i32,
+    ) {
+        self.spec.producer_id = producer_id;
+        self.spec.producer_epoch = producer_epoch;
+        self.spec.base_sequence = base_sequence;
+    }
+
     /// Number of records appended so far.
     pub fn len(&self) -> usize {
         self.count as usize

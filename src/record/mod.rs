@@ -13,8 +13,9 @@ mod records;
 mod varint;
 
 pub use batch::{
-    stamp_log_append_time, stamp_offset_and_epoch, validate, Attributes, BatchHeader, Batches,
-    Compression, RecordBatch, TimestampType, BATCH_HEADER_BYTES, LOG_OVERHEAD_BYTES, MAGIC_V2,
+    stamp_log_append_time, stamp_offset_and_epoch, stamp_producer_state, validate, Attributes,
+    BatchHeader, Batches, Compression, RecordBatch, TimestampType, BATCH_HEADER_BYTES,
+    LOG_OVERHEAD_BYTES, MAGIC_V2,
 };
 pub use builder::{record_bytes_bound, BatchBuilder, BatchSpec};
 pub use error::DecodeError;
