@@ -26,8 +26,16 @@
 //! bursts of up to [`INLINE_BURST`]. A tight loop runs out of budget within a few dozen records
 //! and from then on forms batches behind the sender thread, as it would without inline appends;
 //! a producer that keeps records in flight never goes idle, so it stays batched.
+//!
+//! ## Epoch bumps
+//! Each record of an idempotent producer gets its partition's next sequence number as it joins
+//! a batch. When a batch fails for good its sequences are a gap the broker refuses to skip, so
+//! the sender bumps the producer's epoch (see `sender.rs`): it sets `epoch_bump_pending`, after
+//! which no inline append starts, and once nothing of the producer may still land under the
+//! old epoch it calls [`Accumulator::restart_sequences`], which re-sequences every queued and
+//! open batch from 0 under the new epoch.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,14 +54,27 @@ pub(crate) const INLINE_BURST: Duration = Duration::from_micros(200);
 /// 1/`INLINE_CHARGE` of the time, once a burst is spent.
 const INLINE_CHARGE: u32 = 2;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Accumulator {
+    /// The producer id and epoch new batches get.
+    producer: ProducerIdentity,
+    /// A batch of this idempotent producer failed or was refused as out of sequence: the
+    /// sender is to bump the epoch. Set by the sender or by a failed inline append, cleared by
+    /// [`Accumulator::restart_sequences`]; no inline append starts meanwhile.
+    pub epoch_bump_pending: bool,
     /// Queues by the topic index the producer's topic table gave the topic.
     topics: Vec<Option<TopicQueues>>,
     /// Bytes of records accepted and not yet completed (bounded by `buffer_memory`).
     pub buffered_bytes: usize,
     pub closed: bool,
     inline_budget: InlineBudget,
+}
+
+/// An idempotent producer's id and current epoch; (-1, -1) without idempotence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProducerIdentity {
+    pub id: i64,
+    pub epoch: i16,
 }
 
 #[derive(Debug)]
@@ -118,6 +139,9 @@ pub(crate) enum InlineOutcome {
     },
     /// Not appended, for a reason a retry may cure (the leader moved): the sender sends it.
     Retry,
+    /// Refused as out of sequence, so not appended: an earlier batch failed. The sender sends
+    /// it once the producer's epoch is bumped, re-sequenced.
+    OutOfOrderSequence,
 }
 
 /// A record's encoded size (an upper bound) and the most record bytes a batch of its topic may
@@ -163,9 +187,27 @@ pub(crate) struct Drained {
     pub next_due: Option<Instant>,
     /// Closed, and nothing is queued or in flight: the sender may stop.
     pub finished: bool,
+    /// The producer's epoch is to be bumped (see [`Accumulator::epoch_bump_pending`]).
+    pub epoch_bump_pending: bool,
 }
 
 impl Accumulator {
+    pub(crate) fn new(producer: ProducerIdentity) -> Accumulator {
+        Accumulator {
+            producer,
+            epoch_bump_pending: false,
+            topics: Vec::new(),
+            buffered_bytes: 0,
+            closed: false,
+            inline_budget: InlineBudget::default(),
+        }
+    }
+
+    /// The producer id and epoch new batches get.
+    pub(crate) fn producer(&self) -> ProducerIdentity {
+        self.producer
+    }
+
     /// Adds a record to its partition: to the open batch, or (see the module docs) as a batch
     /// of its own for the caller to append inline. A queued record says whether the sender
     /// should be woken now: for a full batch, or a new batch (so the sender takes it, or learns
@@ -195,18 +237,22 @@ impl Accumulator {
         let inline_start =
             // Nothing buffered means no partition has a batch open, queued, in flight or being
             // appended inline (each holds its records' bytes until it completes).
-            (to.may_inline && shared.config.linger_ms == 0 && self.buffered_bytes == 0 && !self.closed)
+            (to.may_inline
+                && shared.config.linger_ms == 0
+                && self.buffered_bytes == 0
+                && !self.closed
+                && !self.epoch_bump_pending)
                 .then(Instant::now)
                 .filter(|&now| self.inline_budget.allows(now));
         self.buffered_bytes += record_bytes;
         let spec = BatchSpec {
-            producer_id: shared.producer_id,
-            producer_epoch: shared.producer_epoch,
+            producer_id: self.producer.id,
+            producer_epoch: self.producer.epoch,
             base_sequence: if idempotent { queue.next_sequence } else { -1 },
             ..BatchSpec::default()
         };
         if idempotent {
-            queue.next_sequence = next_sequence(queue.next_sequence);
+            queue.next_sequence = sequence_after(queue.next_sequence, 1);
         }
         if let Some(started) = inline_start {
             let mut builder = BatchBuilder::with_capacity(spec, record_bytes);
@@ -273,7 +319,9 @@ impl Accumulator {
 
     /// Records how the inline append of `batch` ended (it started at `started`). Returns
     /// whether the sender must be woken: it has the batch to take over or to retry, records
-    /// queued behind it, or a close to finish.
+    /// queued behind it, a close to finish, or an epoch to bump (which waits for this append).
+    /// A failed batch of an idempotent producer, or one refused as out of sequence, asks for an
+    /// epoch bump.
     pub(crate) fn finish_inline(
         &mut self,
         batch: ReadyBatch,
@@ -283,6 +331,12 @@ impl Accumulator {
         let now = Instant::now();
         self.inline_budget
             .charge(now.saturating_duration_since(started), now);
+        let idempotent = batch.batch.header().has_producer_id();
+        self.epoch_bump_pending |= match &outcome {
+            InlineOutcome::Done(outcome) => idempotent && outcome.is_err(),
+            InlineOutcome::OutOfOrderSequence => true,
+            InlineOutcome::Pending { .. } | InlineOutcome::Retry => false,
+        };
         let queue = self.queue_mut(batch.topic_index, batch.partition);
         queue.inline_busy = false;
         let mut wake = queue.open.is_some() || !queue.ready.is_empty();
@@ -299,14 +353,46 @@ impl Accumulator {
                 });
                 wake = true;
             }
-            InlineOutcome::Retry => {
+            InlineOutcome::Retry | InlineOutcome::OutOfOrderSequence => {
                 let taken = queue.in_flight.pop_back();
                 debug_assert!(taken.is_some_and(|taken| Arc::ptr_eq(&taken, &batch.result)));
                 queue.ready.push_front(batch);
                 wake = true;
             }
         }
-        wake || self.closed
+        wake || self.closed || self.epoch_bump_pending
+    }
+
+    /// Whether no inline append is running or waiting for the sender to take it over: an
+    /// epoch bump waits for that, as such an append may land under the old epoch.
+    pub(crate) fn inline_appends_settled(&self) -> bool {
+        self.queues()
+            .all(|queue| !queue.inline_busy && queue.handed_over.is_none())
+    }
+
+    /// Makes `producer` (the bumped epoch, or a new producer id) the identity of new batches,
+    /// and re-sequences every queued and open batch under it: each partition's from
+    /// `first_sequences` (keyed by topic index and partition: the sequence after the batches
+    /// the sender holds), else from 0, in order. Clears `epoch_bump_pending`.
+    pub(crate) fn restart_sequences(
+        &mut self,
+        producer: ProducerIdentity,
+        first_sequences: &HashMap<(usize, u32), i32>,
+    ) {
+        assert!(
+            self.inline_appends_settled(),
+            "an epoch bump waits for inline appends"
+        );
+        self.producer = producer;
+        self.epoch_bump_pending = false;
+        for (topic_index, topic) in self.topics.iter_mut().enumerate() {
+            let Some(topic) = topic else { continue };
+            for (partition, queue) in topic.partitions.iter_mut().enumerate() {
+                let key = (topic_index, partition as u32);
+                let first = first_sequences.get(&key).copied().unwrap_or(0);
+                queue.restart_sequences(producer, first);
+            }
+        }
     }
 
     /// Closes every open batch so the sender takes it without waiting for the linger.
@@ -344,6 +430,7 @@ impl Accumulator {
             batches: Vec::new(),
             next_due: None,
             finished: false,
+            epoch_bump_pending: self.epoch_bump_pending,
         };
         let mut idle = true;
         for (topic_index, topic) in self.topics.iter_mut().enumerate() {
@@ -416,6 +503,23 @@ impl PartitionQueue {
             && self.handed_over.is_none()
     }
 
+    /// Re-sequences the queued batches, then the open one, from `sequence` under `producer`.
+    fn restart_sequences(&mut self, producer: ProducerIdentity, mut sequence: i32) {
+        for ready in &mut self.ready {
+            let records = ready.batch.header().records_count;
+            ready.batch = ready
+                .batch
+                .with_producer_state(producer.id, producer.epoch, sequence);
+            sequence = sequence_after(sequence, records);
+        }
+        if let Some(open) = &mut self.open {
+            open.builder
+                .set_producer_state(producer.id, producer.epoch, sequence);
+            sequence = sequence_after(sequence, open.builder.len() as i32);
+        }
+        self.next_sequence = sequence;
+    }
+
     fn seal(&mut self, topic: &Arc<str>, topic_index: usize, partition: u32) {
         if let Some(open) = self.open.take() {
             let batch = open.builder.finish();
@@ -446,13 +550,11 @@ fn topic_queues<'a>(
     })
 }
 
-/// The sequence number after `sequence`: Kafka's wrap from `i32::MAX` to 0.
-fn next_sequence(sequence: i32) -> i32 {
-    if sequence == i32::MAX {
-        0
-    } else {
-        sequence + 1
-    }
+/// The sequence number `records` records after `sequence`, with Kafka's wrap from `i32::MAX`
+/// to 0.
+pub(crate) fn sequence_after(sequence: i32, records: i32) -> i32 {
+    let wrap = i64::from(i32::MAX) + 1;
+    ((i64::from(sequence) + i64::from(records)) % wrap) as i32
 }
 
 /// Time spent in inline appends, charged and paid back (see the module docs).
@@ -565,5 +667,92 @@ impl RecordSlot {
 
     pub(crate) fn is_done(&self) -> bool {
         self.result.outcome.lock().is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OLD: ProducerIdentity = ProducerIdentity { id: 7, epoch: 0 };
+    const NEW: ProducerIdentity = ProducerIdentity { id: 7, epoch: 1 };
+
+    fn builder(base_sequence: i32, records: usize) -> BatchBuilder {
+        let mut builder = BatchBuilder::new(BatchSpec {
+            producer_id: OLD.id,
+            producer_epoch: OLD.epoch,
+            base_sequence,
+            ..BatchSpec::default()
+        });
+        for i in 0..records {
+            builder.append(
+                1_700_000_000_000,
+                None,
+                Some(format!("v{i}").as_bytes()),
+                &[],
+            );
+        }
+        builder
+    }
+
+    fn ready(base_sequence: i32, records: usize) -> ReadyBatch {
+        let topic: Arc<str> = Arc::from("t");
+        ReadyBatch {
+            topic: Arc::clone(&topic),
+            topic_index: 0,
+            partition: 0,
+            batch: builder(base_sequence, records).finish(),
+            result: BatchResult::new(topic, 0),
+            bytes: records,
+        }
+    }
+
+    fn producer_state(batch: &RecordBatch) -> (i64, i16, i32) {
+        let header = batch.header();
+        (
+            header.producer_id,
+            header.producer_epoch,
+            header.base_sequence,
+        )
+    }
+
+    #[test]
+    fn sequences_wrap_from_i32_max_to_0() {
+        assert_eq!(sequence_after(5, 0), 5);
+        assert_eq!(sequence_after(5, 3), 8);
+        assert_eq!(sequence_after(i32::MAX, 1), 0);
+        assert_eq!(sequence_after(i32::MAX - 1, 3), 1);
+    }
+
+    #[test]
+    fn restarting_sequences_renumbers_queued_then_open_batches_in_order() {
+        let mut queue = PartitionQueue {
+            ready: VecDeque::from([ready(40, 2), ready(42, 3)]),
+            open: Some(OpenBatch {
+                builder: builder(45, 1),
+                result: BatchResult::new(Arc::from("t"), 0),
+                bytes: 1,
+                opened: Instant::now(),
+            }),
+            next_sequence: 46,
+            ..PartitionQueue::default()
+        };
+        // The sender holds batches of 4 records ahead of these: they start at 4.
+        queue.restart_sequences(NEW, 4);
+        let states: Vec<_> = queue
+            .ready
+            .iter()
+            .map(|ready| producer_state(&ready.batch))
+            .collect();
+        assert_eq!(states, [(7, 1, 4), (7, 1, 6)]);
+        let open = queue.open.take().expect("still open").builder.finish();
+        assert_eq!(producer_state(&open), (7, 1, 9));
+        assert_eq!(
+            queue.next_sequence, 10,
+            "the next record follows the open batch"
+        );
+        for ready in &queue.ready {
+            RecordBatch::from_bytes(ready.batch.as_bytes().clone()).expect("a valid CRC");
+        }
     }
 }

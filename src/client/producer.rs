@@ -11,11 +11,11 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use rustc_hash::FxHashMap;
 
 use super::accumulator::{
-    Accumulator, BatchResult, Destination, InlineOutcome, Placed, ReadyBatch, RecordBytes,
-    RecordSlot,
+    Accumulator, BatchResult, Destination, InlineOutcome, Placed, ProducerIdentity, ReadyBatch,
+    RecordBytes, RecordSlot,
 };
 use super::partitioner::{DefaultPartitioner, Partitioner};
-use super::router::is_retriable;
+use super::router::{is_out_of_order_sequence, is_retriable};
 use super::sender::{ack_level, run_sender};
 use crate::broker::{Broker, BrokerError, TopicState};
 use crate::log::FlushPolicy;
@@ -272,6 +272,13 @@ impl SendHandle {
 /// producer's broker leads, is appended by `send` itself, a write to the page cache of a few microseconds, unless the topic flushes every
 /// append. Such inline appends are held to half of the sending threads' time, so a thread
 /// sending flat out soon forms batches behind the sender thread instead.
+///
+/// With idempotence, a batch that fails for good (a non-retriable error, or
+/// `delivery_timeout_ms` spent on retries) leaves a gap in its partition's sequence numbers.
+/// As Kafka's producer does (KIP-360), the producer then bumps its epoch (see
+/// [`Producer::producer_id`]) and numbers the records sent after the failed batch afresh,
+/// once nothing of it is in flight: they are not failed for the gap, keep their order, and
+/// none is appended twice.
 #[derive(Debug, Clone)]
 pub struct Producer {
     handle: Arc<ProducerHandle>,
@@ -288,9 +295,8 @@ pub(crate) struct Shared {
     pub broker: Broker,
     pub config: ProducerConfig,
     pub partitioner: Arc<dyn Partitioner>,
-    /// Producer id and epoch, or (-1, -1) without idempotence.
-    pub producer_id: i64,
-    pub producer_epoch: i16,
+    /// Also holds the producer id and its current epoch, which the sender bumps after a batch
+    /// failed (see `sender.rs`).
     pub accumulator: Mutex<Accumulator>,
     /// The topics sent to, looked up without the broker's own table.
     topics: TopicTable,
@@ -330,7 +336,7 @@ impl Producer {
     /// `MaxInFlightOutOfRange`; `Broker` when no producer id can be had.
     pub fn with_config(broker: &Broker, config: ProducerConfig) -> Result<Producer, ProduceError> {
         check_max_in_flight(&config)?;
-        let (producer_id, producer_epoch) = match config.idempotence {
+        let (id, epoch) = match config.idempotence {
             Idempotence::Enabled => broker.init_producer_id()?,
             Idempotence::Disabled => (-1, -1),
         };
@@ -342,9 +348,7 @@ impl Producer {
             broker: broker.clone(),
             config,
             partitioner,
-            producer_id,
-            producer_epoch,
-            accumulator: Mutex::new(Accumulator::default()),
+            accumulator: Mutex::new(Accumulator::new(ProducerIdentity { id, epoch })),
             topics: TopicTable::default(),
             wakeup: Notifier::new(),
             space: Condvar::new(),
@@ -367,12 +371,13 @@ impl Producer {
         })
     }
 
-    /// The producer id and epoch the broker gave this producer ((-1, -1) without idempotence).
+    /// The producer id and its current epoch ((-1, -1) without idempotence). The broker gives
+    /// the id with epoch 0; the producer bumps the epoch itself each time a batch fails for
+    /// good, so that the batches after it are not refused for the gap in sequence numbers
+    /// (and takes a new id from the broker should the epoch pass `i16::MAX`).
     pub fn producer_id(&self) -> (i64, i16) {
-        (
-            self.handle.shared.producer_id,
-            self.handle.shared.producer_epoch,
-        )
+        let producer = self.handle.shared.accumulator.lock().producer();
+        (producer.id, producer.epoch)
     }
 
     /// Queues `record` and returns a handle on its result. Blocks only while `buffer_memory` is
@@ -595,6 +600,7 @@ fn append_inline(shared: &Shared, batch: &ReadyBatch) -> InlineOutcome {
             },
         },
         Err(error) if is_retriable(&error) => InlineOutcome::Retry,
+        Err(error) if is_out_of_order_sequence(&error) => InlineOutcome::OutOfOrderSequence,
         Err(error) => InlineOutcome::Done(Err(error.into())),
     }
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::broker::{Broker, BrokerError};
+use crate::partition::PartitionError;
 use crate::replication::ReplicationError;
 
 /// A client's view of partition leaders.
@@ -67,6 +68,18 @@ pub(crate) fn is_retriable(error: &BrokerError) -> bool {
         )) => true,
         _ => false,
     }
+}
+
+/// Whether `error` refuses an idempotent producer's batch as out of sequence: an earlier batch
+/// of the producer is missing from the partition, and this one was not appended.
+pub(crate) fn is_out_of_order_sequence(error: &BrokerError) -> bool {
+    matches!(
+        error,
+        BrokerError::Partition(PartitionError::OutOfOrderSequence { .. })
+            | BrokerError::Replication(ReplicationError::Partition(
+                PartitionError::OutOfOrderSequence { .. }
+            ))
+    )
 }
 
 /// Whether `error` says the partition's leadership moved (so the cached leader is stale).
