@@ -21,11 +21,12 @@
 //! failed retriably the batch goes back to the front of the queue for the sender to retry.
 //!
 //! An inline append always leaves the producer idle, so a thread sending in a tight loop would
-//! append every record alone. A budget stops that: inline appends may take at most half of the
-//! time (each is charged twice its duration, and the charge is paid back as time passes), with
-//! bursts of up to [`INLINE_BURST`]. A tight loop runs out of budget within a few dozen records
-//! and from then on forms batches behind the sender thread, as it would without inline appends;
-//! a producer that keeps records in flight never goes idle, so it stays batched.
+//! append every record alone, and a consumer would be woken once per record (on two cores, at
+//! 100 k records/s, the consumer then fell milliseconds behind). So a record goes inline only
+//! when the producer's last batch or inline append began at least [`INLINE_MIN_GAP`] before:
+//! records that come alone go inline; in a burst or a tight loop the first goes inline and the
+//! rest form batches behind the sender thread, as they would without inline appends. At most
+//! one inline append starts per [`INLINE_MIN_GAP`].
 //!
 //! ## Epoch bumps
 //! Each record of an idempotent producer gets its partition's next sequence number as it joins
@@ -47,12 +48,10 @@ use crate::partition::AppendResult;
 use crate::record::{BatchBuilder, BatchSpec, RecordBatch};
 use crate::replication::PendingAppend;
 
-/// The charged time (twice the time spent in inline appends) beyond which the next record of an
-/// idle partition goes to the sender thread rather than being appended inline.
-pub(crate) const INLINE_BURST: Duration = Duration::from_micros(200);
-/// Each inline append is charged this many times its duration: inline appends take at most
-/// 1/`INLINE_CHARGE` of the time, once a burst is spent.
-const INLINE_CHARGE: u32 = 2;
+/// How long after the producer's last batch or inline append began a record may be appended
+/// inline (see the module docs): a few times what an inline append and the consumer wake-up it
+/// causes cost on the project's VM (3-10 us each).
+pub(crate) const INLINE_MIN_GAP: Duration = Duration::from_micros(20);
 
 #[derive(Debug)]
 pub(crate) struct Accumulator {
@@ -67,7 +66,8 @@ pub(crate) struct Accumulator {
     /// Bytes of records accepted and not yet completed (bounded by `buffer_memory`).
     pub buffered_bytes: usize,
     pub closed: bool,
-    inline_budget: InlineBudget,
+    /// When the last batch opened or inline append began.
+    last_start: Option<Instant>,
 }
 
 /// An idempotent producer's id and current epoch; (-1, -1) without idempotence.
@@ -170,11 +170,7 @@ pub(crate) enum Placed {
     Queued { slot: RecordSlot, wake: bool },
     /// Its partition was idle: the caller appends `batch` (the record alone) itself, then
     /// reports with [`Accumulator::finish_inline`].
-    Inline {
-        slot: RecordSlot,
-        batch: ReadyBatch,
-        started: Instant,
-    },
+    Inline { slot: RecordSlot, batch: ReadyBatch },
 }
 
 /// What the sender takes from one look at the accumulator.
@@ -199,7 +195,7 @@ impl Accumulator {
             topics: Vec::new(),
             buffered_bytes: 0,
             closed: false,
-            inline_budget: InlineBudget::default(),
+            last_start: None,
         }
     }
 
@@ -242,8 +238,11 @@ impl Accumulator {
                 && self.buffered_bytes == 0
                 && !self.closed
                 && !self.epoch_bump_pending)
-                .then(Instant::now)
-                .filter(|&now| self.inline_budget.allows(now));
+                .then(Instant::now);
+        let inline = inline_start.is_some_and(|now| {
+            self.last_start
+                .is_none_or(|last| now.saturating_duration_since(last) >= INLINE_MIN_GAP)
+        });
         self.buffered_bytes += record_bytes;
         let spec = BatchSpec {
             producer_id: self.producer.id,
@@ -254,7 +253,8 @@ impl Accumulator {
         if idempotent {
             queue.next_sequence = sequence_after(queue.next_sequence, 1);
         }
-        if let Some(started) = inline_start {
+        if inline {
+            self.last_start = inline_start;
             let mut builder = BatchBuilder::with_capacity(spec, record_bytes);
             builder.append(
                 timestamp,
@@ -274,11 +274,7 @@ impl Accumulator {
                 result,
                 bytes: record_bytes,
             };
-            return Placed::Inline {
-                slot,
-                batch,
-                started,
-            };
+            return Placed::Inline { slot, batch };
         }
         if queue
             .open
@@ -289,14 +285,20 @@ impl Accumulator {
         }
         // A new batch must wake the sender even when it lingers: an idle sender waits without
         // a deadline and learns when this batch is due only by draining it once.
+        // The clock is read only for a new batch (or a record that could have gone inline): a
+        // clock read per record is measurable.
         let opened = queue.open.is_none();
-        let open = queue.open.get_or_insert_with(|| OpenBatch {
-            // As Kafka's producer does: a whole batch_size buffer (or the record's size), so
-            // that a batch never grows by copying.
-            builder: BatchBuilder::with_capacity(spec, batch_size.max(record_bytes)),
-            result: BatchResult::new(name.clone(), to.partition),
-            bytes: 0,
-            opened: Instant::now(),
+        let open = queue.open.get_or_insert_with(|| {
+            let now = inline_start.unwrap_or_else(Instant::now);
+            self.last_start = Some(now);
+            OpenBatch {
+                // As Kafka's producer does: a whole batch_size buffer (or the record's size), so
+                // that a batch never grows by copying.
+                builder: BatchBuilder::with_capacity(spec, batch_size.max(record_bytes)),
+                result: BatchResult::new(name.clone(), to.partition),
+                bytes: 0,
+                opened: now,
+            }
         });
         let index = open.builder.len() as u32;
         open.builder.append(
@@ -317,20 +319,12 @@ impl Accumulator {
         }
     }
 
-    /// Records how the inline append of `batch` ended (it started at `started`). Returns
+    /// Records how the inline append of `batch` ended. Returns
     /// whether the sender must be woken: it has the batch to take over or to retry, records
     /// queued behind it, a close to finish, or an epoch to bump (which waits for this append).
     /// A failed batch of an idempotent producer, or one refused as out of sequence, asks for an
     /// epoch bump.
-    pub(crate) fn finish_inline(
-        &mut self,
-        batch: ReadyBatch,
-        outcome: InlineOutcome,
-        started: Instant,
-    ) -> bool {
-        let now = Instant::now();
-        self.inline_budget
-            .charge(now.saturating_duration_since(started), now);
+    pub(crate) fn finish_inline(&mut self, batch: ReadyBatch, outcome: InlineOutcome) -> bool {
         let idempotent = batch.batch.header().has_producer_id();
         self.epoch_bump_pending |= match &outcome {
             InlineOutcome::Done(outcome) => idempotent && outcome.is_err(),
@@ -555,34 +549,6 @@ fn topic_queues<'a>(
 pub(crate) fn sequence_after(sequence: i32, records: i32) -> i32 {
     let wrap = i64::from(i32::MAX) + 1;
     ((i64::from(sequence) + i64::from(records)) % wrap) as i32
-}
-
-/// Time spent in inline appends, charged and paid back (see the module docs).
-#[derive(Debug, Default)]
-struct InlineBudget {
-    /// Charged time not yet paid back.
-    debt: Duration,
-    /// When `debt` was last paid down.
-    at: Option<Instant>,
-}
-
-impl InlineBudget {
-    fn allows(&mut self, now: Instant) -> bool {
-        self.pay_down(now);
-        self.debt < INLINE_BURST
-    }
-
-    fn charge(&mut self, spent: Duration, now: Instant) {
-        self.pay_down(now);
-        self.debt += spent * INLINE_CHARGE;
-    }
-
-    fn pay_down(&mut self, now: Instant) {
-        if let Some(at) = self.at {
-            self.debt = self.debt.saturating_sub(now.saturating_duration_since(at));
-        }
-        self.at = Some(now);
-    }
 }
 
 /// The outcome of one batch, shared by its records' handles.
