@@ -13,15 +13,17 @@
 
 #[path = "support/sim.rs"]
 mod sim;
+#[path = "support/sim_producer.rs"]
+mod sim_producer;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use logbus::broker::{Broker, BrokerError};
-use logbus::client::{ProduceError, Producer, ProducerConfig, ProducerRecord, SendHandle};
+use logbus::client::{ProduceError, Producer, ProducerConfig};
 use logbus::log::FlushPolicy;
-use logbus::partition::{Notifier, Replica};
 use logbus::replication::ReplicationError;
 use sim::{Sim, SimConfig, TOPIC};
+use sim_producer::{send, step_until_acknowledged, wait_for_log_end, LeakOnPanic};
 
 /// A partition of three replicas with `min_insync_replicas` 2 (the defaults of `SimConfig`),
 /// on a topic that leaves flushing to the OS (so a producer on the leader may append inline).
@@ -52,80 +54,6 @@ fn producer(bootstrap: &Broker, delivery_timeout: Duration, inline: bool) -> Lea
     )
     .expect("a producer");
     LeakOnPanic(Some(producer))
-}
-
-/// A producer that a failing test leaks rather than drops: dropping waits for every send to
-/// complete, and on a cluster that only the test steps, none might.
-struct LeakOnPanic(Option<Producer>);
-
-impl std::ops::Deref for LeakOnPanic {
-    type Target = Producer;
-
-    fn deref(&self) -> &Producer {
-        self.0.as_ref().expect("taken only on drop")
-    }
-}
-
-impl Drop for LeakOnPanic {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            std::mem::forget(self.0.take());
-        }
-    }
-}
-
-fn send(producer: &Producer, values: std::ops::Range<usize>) -> Vec<SendHandle> {
-    values
-        .map(|i| {
-            producer
-                .send(ProducerRecord::new(TOPIC, format!("v{i}")).partition(0))
-                .expect("send")
-        })
-        .collect()
-}
-
-/// Steps the cluster until every handle has completed; returns each record's offset.
-fn step_until_acknowledged(sim: &mut Sim, handles: Vec<SendHandle>) -> Vec<u64> {
-    for _ in 0..2_000 {
-        if handles.iter().all(SendHandle::is_done) {
-            break;
-        }
-        sim.run_brokers(1);
-        if let Some(last) = handles.last() {
-            // Gives the sender a moment to act on what the step changed.
-            let _ = last.wait_timeout(Duration::from_millis(2));
-        }
-    }
-    handles
-        .into_iter()
-        .enumerate()
-        .map(|(i, handle)| {
-            let metadata = handle
-                .wait_timeout(Duration::ZERO)
-                .unwrap_or_else(|| {
-                    panic!("send {i} never completed; cluster:\n{}", sim.debug_state())
-                })
-                .unwrap_or_else(|error| panic!("send {i}: {error}"));
-            metadata.offset.expect("acks=All reports an offset")
-        })
-        .collect()
-}
-
-/// Waits (woken by each append) until `replica`'s log end reaches `target` or `timeout`
-/// passes; returns the log end then.
-fn wait_for_log_end(replica: &Replica, target: u64, timeout: Duration) -> u64 {
-    let notifier = Notifier::new();
-    replica.register_append_waiter(&notifier);
-    let deadline = Instant::now() + timeout;
-    let end = loop {
-        notifier.reset();
-        let end = replica.log().log_end_offset();
-        if end >= target || !notifier.wait_until(deadline) {
-            break replica.log().log_end_offset();
-        }
-    };
-    replica.unregister_append_waiter(&notifier);
-    end
 }
 
 /// Steps the cluster until `done` holds.
