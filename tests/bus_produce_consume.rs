@@ -895,15 +895,7 @@ fn an_idle_partition_is_appended_inline_and_a_tight_loop_still_batches() {
     broker
         .create_topic("inline", TopicConfig::with_partitions(1))
         .unwrap();
-    let producer = Producer::with_config(
-        &broker,
-        ProducerConfig {
-            acks: Acks::Leader,
-            inline_idle_appends: true,
-            ..ProducerConfig::default()
-        },
-    )
-    .unwrap();
+    let producer = inline_producer(&broker);
     let replica = broker.replica("inline", 0).unwrap();
     let lone = producer
         .send(ProducerRecord::new("inline", "lone"))
@@ -960,15 +952,7 @@ fn a_topic_that_flushes_every_append_is_not_appended_inline() {
             },
         )
         .unwrap();
-    let producer = Producer::with_config(
-        &broker,
-        ProducerConfig {
-            acks: Acks::Leader,
-            inline_idle_appends: true,
-            ..ProducerConfig::default()
-        },
-    )
-    .unwrap();
+    let producer = inline_producer(&broker);
     let mut inline = 0;
     for i in 0..20 {
         let handle = producer
@@ -979,4 +963,19 @@ fn a_topic_that_flushes_every_append_is_not_appended_inline() {
     }
     // A sender thread can finish between `send` returning and `is_done`, rarely every time.
     assert!(inline < 20, "every send was done before it returned");
+}
+
+/// `acks=Leader`, `linger_ms` 0 and inline appends (the defaults, spelled out for the tests of
+/// inline appends).
+fn inline_producer(broker: &Broker) -> Producer {
+    Producer::with_config(
+        broker,
+        ProducerConfig {
+            acks: Acks::Leader,
+            linger_ms: 0,
+            inline_idle_appends: true,
+            ..ProducerConfig::default()
+        },
+    )
+    .unwrap()
 }

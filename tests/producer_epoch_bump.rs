@@ -22,23 +22,10 @@ use logbus::broker::{Broker, BrokerError};
 use logbus::client::{ProduceError, Producer, ProducerConfig};
 use logbus::log::FlushPolicy;
 use logbus::replication::ReplicationError;
-use sim::{Sim, SimConfig, TOPIC};
-use sim_producer::{send, step_until_acknowledged, wait_for_log_end, LeakOnPanic};
-
-/// A partition of three replicas with `min_insync_replicas` 2 (the defaults of `SimConfig`),
-/// on a topic that leaves flushing to the OS (so a producer on the leader may append inline).
-fn cluster(seed: u64) -> Sim {
-    Sim::new(
-        seed,
-        SimConfig {
-            partitions: 1,
-            producers: 0,
-            consumers: 0,
-            flush: FlushPolicy::OsDecides,
-            ..SimConfig::default()
-        },
-    )
-}
+use sim::{Sim, TOPIC};
+use sim_producer::{
+    quiet_cluster_flushing, send, step_until_acknowledged, wait_for_log_end, LeakOnPanic,
+};
 
 /// An idempotent producer, `acks=All`, whose every record is a batch of its own.
 fn producer(bootstrap: &Broker, delivery_timeout: Duration, inline: bool) -> LeakOnPanic {
@@ -110,7 +97,7 @@ fn heal(sim: &mut Sim, leader: i32, followers: &[i32]) {
 #[test]
 fn sends_succeed_again_after_an_outage_made_earlier_sends_fail() {
     for inline in [false, true] {
-        let mut sim = cluster(23);
+        let mut sim = quiet_cluster_flushing(23, FlushPolicy::OsDecides);
         let leader = sim.leader(0).expect("a leader");
         let followers: Vec<i32> = sim
             .assignment(0)
@@ -176,7 +163,7 @@ fn a_batch_refused_as_out_of_order_behind_a_failed_one_is_resent_and_lands() {
     // A's by the time the test needs to bring the ISR back.
     const DELIVERY_TIMEOUT: Duration = Duration::from_millis(3_000);
     const B_AFTER_A: Duration = Duration::from_millis(1_500);
-    let mut sim = cluster(29);
+    let mut sim = quiet_cluster_flushing(29, FlushPolicy::OsDecides);
     let leader = sim.leader(0).expect("a leader");
     let replicas = sim.assignment(0);
     let others: Vec<i32> = replicas.into_iter().filter(|&id| id != leader).collect();

@@ -23,8 +23,10 @@ use logbus::broker::Broker;
 use logbus::client::{Producer, ProducerConfig};
 use logbus::log::FlushPolicy;
 use logbus::partition::Replica;
-use sim::{Sim, SimConfig, TOPIC};
-use sim_producer::{send, step_until_acknowledged, wait_for_log_end, LeakOnPanic};
+use sim::{Sim, TOPIC};
+use sim_producer::{
+    quiet_cluster_flushing, send, step_until_acknowledged, wait_for_log_end, LeakOnPanic,
+};
 
 /// How long the sender gets to do what it should do at once (generous: a loaded machine).
 const PROMPTLY: Duration = Duration::from_secs(10);
@@ -32,22 +34,7 @@ const PROMPTLY: Duration = Duration::from_secs(10);
 const NOT_MEANWHILE: Duration = Duration::from_millis(200);
 
 fn quiet_cluster(seed: u64) -> Sim {
-    cluster_flushing(seed, FlushPolicy::EveryAppend)
-}
-
-/// A quiet cluster whose topic flushes as `flush` says (records of a topic that leaves flushing
-/// to the OS may be appended inline by a producer on the leader).
-fn cluster_flushing(seed: u64, flush: FlushPolicy) -> Sim {
-    Sim::new(
-        seed,
-        SimConfig {
-            partitions: 1,
-            producers: 0,
-            consumers: 0,
-            flush,
-            ..SimConfig::default()
-        },
-    )
+    quiet_cluster_flushing(seed, FlushPolicy::EveryAppend)
 }
 
 /// A producer whose every record is a batch of its own (`batch_size` 1).
@@ -162,7 +149,7 @@ fn a_leader_crash_with_five_batches_in_flight_loses_duplicates_and_reorders_noth
 
 #[test]
 fn an_inline_append_heads_the_pipeline_and_the_sender_acknowledges_it() {
-    let mut sim = cluster_flushing(13, FlushPolicy::OsDecides);
+    let mut sim = quiet_cluster_flushing(13, FlushPolicy::OsDecides);
     let leader = sim.leader(0).expect("a leader");
     let broker = sim.broker(leader).expect("the leader is up");
     let replica: Arc<Replica> = broker.replica(TOPIC, 0).expect("the leader's replica");
@@ -189,7 +176,7 @@ fn an_inline_append_heads_the_pipeline_and_the_sender_acknowledges_it() {
 
 #[test]
 fn a_producer_on_a_follower_appends_through_the_leader_in_order() {
-    let mut sim = cluster_flushing(17, FlushPolicy::OsDecides);
+    let mut sim = quiet_cluster_flushing(17, FlushPolicy::OsDecides);
     let replicas = sim.assignment(0);
     let leader = sim.leader(0).expect("a leader");
     let follower = *replicas

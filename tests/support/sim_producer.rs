@@ -6,7 +6,25 @@ use std::time::{Duration, Instant};
 use logbus::client::{Producer, ProducerRecord, SendHandle};
 use logbus::partition::{Notifier, Replica};
 
-use crate::sim::{Sim, TOPIC};
+use logbus::log::FlushPolicy;
+
+use crate::sim::{Sim, SimConfig, TOPIC};
+
+/// One partition of three replicas (`min_insync_replicas` 2, `SimConfig`'s defaults), no
+/// simulated clients, on a topic that flushes as `flush` says (records of a topic that leaves
+/// flushing to the OS may be appended inline by a producer on the leader).
+pub fn quiet_cluster_flushing(seed: u64, flush: FlushPolicy) -> Sim {
+    Sim::new(
+        seed,
+        SimConfig {
+            partitions: 1,
+            producers: 0,
+            consumers: 0,
+            flush,
+            ..SimConfig::default()
+        },
+    )
+}
 
 /// A producer that a failing test leaks rather than drops: dropping waits for every send to
 /// complete, and on a cluster that only the test steps, none would.
