@@ -184,7 +184,7 @@ impl Consumer {
             broker: broker.clone(),
             config,
             assigned: Vec::new(),
-            notifier: Notifier::new(),
+            notifier: Notifier::with_spin(crate::partition::CONSUMER_SPIN),
             next_partition: 0,
             routes_checked: None,
             group: None,
