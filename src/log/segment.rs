@@ -53,9 +53,15 @@ pub(crate) struct Segment {
     /// The offset after the last published batch (for a sealed segment, the next segment's base).
     next_offset: AtomicU64,
     max_timestamp: AtomicI64,
+    /// The last batch appended: its offset relative to `base_offset` in the high half, its
+    /// position in the low half (`NO_LAST_BATCH` when unknown). A consumer at the end of the log
+    /// reads from there: the read finds it without the index lookup and header scan.
+    last_batch: AtomicU64,
     pub index: OffsetIndex,
     pub time_index: TimeIndex,
 }
+
+const NO_LAST_BATCH: u64 = u64::MAX;
 
 impl Segment {
     /// Creates an empty active segment, replacing (by unlinking) any files of that base offset.
@@ -143,6 +149,7 @@ impl Segment {
             size: AtomicU64::new(size),
             next_offset: AtomicU64::new(base_offset),
             max_timestamp: AtomicI64::new(NO_TIMESTAMP),
+            last_batch: AtomicU64::new(NO_LAST_BATCH),
             index,
             time_index,
         };
@@ -170,6 +177,7 @@ impl Segment {
             size: AtomicU64::new(size),
             next_offset: AtomicU64::new(base_offset),
             max_timestamp: AtomicI64::new(UNKNOWN_TIMESTAMP),
+            last_batch: AtomicU64::new(NO_LAST_BATCH),
             index,
             time_index,
         }
@@ -206,6 +214,33 @@ impl Segment {
             .fetch_max(max_timestamp, Ordering::AcqRel);
         self.size.store(size, Ordering::Release);
         self.next_offset.store(next_offset, Ordering::Release);
+    }
+
+    /// Notes that the batch at `position` starting at `base_offset` is the last one written
+    /// (before it is published: a reader checks the position against what it sees published).
+    pub(crate) fn set_last_batch(&self, base_offset: u64, position: u64) {
+        let packed = match (
+            u32::try_from(base_offset - self.base_offset),
+            u32::try_from(position),
+        ) {
+            (Ok(relative), Ok(position)) => u64::from(relative) << 32 | u64::from(position),
+            _ => NO_LAST_BATCH,
+        };
+        self.last_batch.store(packed, Ordering::Release);
+    }
+
+    /// The last batch written, if it starts at `offset` and is within `bytes` (published).
+    fn last_batch_at(&self, bytes: &[u8], offset: u64) -> Option<(u64, BatchHeader)> {
+        let packed = self.last_batch.load(Ordering::Acquire);
+        if packed == NO_LAST_BATCH || self.base_offset + (packed >> 32) != offset {
+            return None;
+        }
+        let position = packed & u64::from(u32::MAX);
+        if position >= bytes.len() as u64 {
+            return None;
+        }
+        let header = self.header_at(bytes, position).ok()?;
+        (header.base_offset as u64 == offset).then_some((position, header))
     }
 
     pub(crate) fn set_max_timestamp(&self, max_timestamp: i64) {
@@ -256,6 +291,9 @@ impl Segment {
         // Loaded before the bytes: every batch below it is in them.
         let published_end = self.next_offset();
         let bytes = self.published()?;
+        if let Some(found) = self.last_batch_at(bytes, offset) {
+            return Ok(Some(found));
+        }
         let entry = self.index.lookup(self.base_offset, offset)?;
         let mut position = u64::from(entry.position);
         // The index comes from disk and a clean open checks only its last entries (`looks_valid`):
