@@ -886,9 +886,9 @@ fn records_that_each_fit_max_message_bytes_are_never_batched_past_it() {
 }
 
 /// With `inline_idle_appends` and `linger_ms` 0 a record sent while the producer is idle is
-/// appended by `send` itself (no hand-off
-/// to the sender thread), while a thread sending flat out runs out of inline budget and forms
-/// batches behind the sender thread, in order either way.
+/// appended by `send` itself (no hand-off to the sender thread), while a thread sending flat out
+/// leaves the producer no idle time to pay for inline appends and forms batches behind the
+/// sender thread, in order either way.
 #[test]
 fn an_idle_partition_is_appended_inline_and_a_tight_loop_still_batches() {
     let (_dir, broker) = broker();
@@ -918,7 +918,7 @@ fn an_idle_partition_is_appended_inline_and_a_tight_loop_still_batches() {
         .map(|handle| handle.wait().unwrap().offset.unwrap())
         .collect();
     assert_eq!(offsets, (1..=RECORDS as u64).collect::<Vec<u64>>());
-    // Without the budget every record would go inline, alone in its batch. (How many batches
+    // Without that rule every record would go inline, alone in its batch. (How many batches
     // form depends on how fast the sender thread keeps up, so only that some did is checked.)
     let batches = log_batches(&broker, "inline", 0);
     let largest = batches.iter().map(|b| b.header().records_count).max();
@@ -929,13 +929,47 @@ fn an_idle_partition_is_appended_inline_and_a_tight_loop_still_batches() {
         RECORDS + 1
     );
 
-    // Once the loop stops the budget pays itself back, and a lone record goes inline again.
+    // Once the loop stops, the producer sits idle again, and a lone record goes inline.
     thread::sleep(Duration::from_millis(20));
     let lone = producer
         .send(ProducerRecord::new("inline", "lone again"))
         .unwrap();
     assert!(lone.is_done(), "appended before send returned");
     assert_eq!(lone.wait().unwrap().offset, Some(RECORDS as u64 + 1));
+}
+
+/// Records sent in small bursts with pauses between them all go inline, the records of a burst
+/// back to back: the pauses pay for the appends. (Until this session only the first record of a
+/// burst did, and the others waited for the sender thread.)
+#[test]
+fn records_in_paced_bursts_all_go_inline() {
+    let (_dir, broker) = broker();
+    broker
+        .create_topic("bursts", TopicConfig::with_partitions(1))
+        .unwrap();
+    let producer = inline_producer(&broker);
+    const BURSTS: usize = 50;
+    const BURST: usize = 4;
+    let mut inline = 0;
+    for burst in 0..BURSTS {
+        for i in 0..BURST {
+            let handle = producer
+                .send(ProducerRecord::new("bursts", format!("{burst}-{i}")))
+                .unwrap();
+            inline += usize::from(handle.is_done());
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+    producer.flush();
+    assert!(
+        inline >= BURSTS * BURST * 9 / 10,
+        "{inline} of {} records appended inline",
+        BURSTS * BURST
+    );
+    assert_eq!(
+        broker.replica("bursts", 0).unwrap().log().log_end_offset(),
+        (BURSTS * BURST) as u64
+    );
 }
 
 /// A topic that flushes every append is never appended inline: `send` must not wait for a

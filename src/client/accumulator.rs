@@ -21,12 +21,14 @@
 //! failed retriably the batch goes back to the front of the queue for the sender to retry.
 //!
 //! An inline append always leaves the producer idle, so a thread sending in a tight loop would
-//! append every record alone, and a consumer would be woken once per record (on two cores, at
-//! 100 k records/s, the consumer then fell milliseconds behind). So a record goes inline only
-//! when the producer's last batch or inline append began at least [`INLINE_MIN_GAP`] before:
-//! records that come alone go inline; in a burst or a tight loop the first goes inline and the
-//! rest form batches behind the sender thread, as they would without inline appends. At most
-//! one inline append starts per [`INLINE_MIN_GAP`].
+//! append every record alone: about 4 us each on the project's VM, against well under 1 us per
+//! record in batches. So a record goes inline only while the sending threads are slow enough
+//! to pay for it: the producer keeps moving averages of how long an inline append takes and of
+//! how long the producer sat idle before each record that found it idle (the caller's own time
+//! between sends), and appends inline while the second is at least the first. A thread sending
+//! in a tight loop leaves no idle time and forms batches behind the sender thread, as it would
+//! without inline appends; records paced a few microseconds apart or more (100 k records/s in
+//! bursts, say) all go inline; after a pause the first record goes inline again.
 //!
 //! ## Epoch bumps
 //! Each record of an idempotent producer gets its partition's next sequence number as it joins
@@ -48,10 +50,56 @@ use crate::partition::AppendResult;
 use crate::record::{BatchBuilder, BatchSpec, RecordBatch};
 use crate::replication::PendingAppend;
 
-/// How long after the producer's last batch or inline append began a record may be appended
-/// inline (see the module docs): a few times what an inline append and the consumer wake-up it
-/// causes cost on the project's VM (3-10 us each).
-pub(crate) const INLINE_MIN_GAP: Duration = Duration::from_micros(20);
+/// Weight of a new sample in the average idle time before a send, as a shift: 1/16, about
+/// two bursts of records at 100 k records/s.
+const AVERAGE_SHIFT: u32 = 4;
+/// Inline appends whose duration the cost estimate remembers.
+const COST_SAMPLES: usize = 8;
+/// Of the records that find the producer idle and do not pay for an inline append, every this
+/// many goes inline anyway, to measure the cost again (it may have been a slow one).
+const COST_PROBE_EVERY: u32 = 64;
+
+/// A moving average of durations in nanoseconds, empty until the first sample.
+#[derive(Debug, Default, Clone, Copy)]
+struct MovingAverage(Option<u64>);
+
+impl MovingAverage {
+    fn add(&mut self, sample: u64) {
+        self.0 = Some(match self.0 {
+            None => sample,
+            Some(average) if sample >= average => average + ((sample - average) >> AVERAGE_SHIFT),
+            Some(average) => average - ((average - sample) >> AVERAGE_SHIFT),
+        });
+    }
+}
+
+/// What an inline append costs: the fastest of the last few, in nanoseconds. A minimum, not an
+/// average: one append slowed by a page fault or a preemption (the first one maps the segment:
+/// a millisecond) would otherwise stop inline appends, and with them new samples, for good.
+#[derive(Debug, Default, Clone, Copy)]
+struct RecentMinimum {
+    samples: [u64; COST_SAMPLES],
+    count: usize,
+}
+
+impl RecentMinimum {
+    fn add(&mut self, sample: u64) {
+        self.samples[self.count % COST_SAMPLES] = sample;
+        self.count += 1;
+    }
+
+    /// `None` until it has all its samples (the first appends map files and pages: slow).
+    fn get(&self) -> Option<u64> {
+        if self.count < COST_SAMPLES {
+            return None;
+        }
+        self.samples.iter().copied().min()
+    }
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
 
 #[derive(Debug)]
 pub(crate) struct Accumulator {
@@ -66,8 +114,14 @@ pub(crate) struct Accumulator {
     /// Bytes of records accepted and not yet completed (bounded by `buffer_memory`).
     pub buffered_bytes: usize,
     pub closed: bool,
-    /// When the last batch opened or inline append began.
-    last_start: Option<Instant>,
+    /// When `buffered_bytes` last fell to zero (see the module docs on inline appends).
+    idle_since: Option<Instant>,
+    /// How long the producer was idle before each record that found it idle.
+    idle_before_send: MovingAverage,
+    /// How long inline appends take, from the record's arrival to its completion.
+    inline_cost: RecentMinimum,
+    /// Records that found the producer idle and went to the sender since the last inline one.
+    idle_sends_not_inline: u32,
 }
 
 /// An idempotent producer's id and current epoch; (-1, -1) without idempotence.
@@ -169,8 +223,12 @@ pub(crate) enum Placed {
     /// It joined a batch for the sender; `wake` says whether the sender must be woken.
     Queued { slot: RecordSlot, wake: bool },
     /// Its partition was idle: the caller appends `batch` (the record alone) itself, then
-    /// reports with [`Accumulator::finish_inline`].
-    Inline { slot: RecordSlot, batch: ReadyBatch },
+    /// reports with [`Accumulator::finish_inline`], passing `started` back.
+    Inline {
+        slot: RecordSlot,
+        batch: ReadyBatch,
+        started: Instant,
+    },
 }
 
 /// What the sender takes from one look at the accumulator.
@@ -195,7 +253,10 @@ impl Accumulator {
             topics: Vec::new(),
             buffered_bytes: 0,
             closed: false,
-            last_start: None,
+            idle_since: None,
+            idle_before_send: MovingAverage::default(),
+            inline_cost: RecentMinimum::default(),
+            idle_sends_not_inline: 0,
         }
     }
 
@@ -222,14 +283,6 @@ impl Accumulator {
         let record_bytes = sizes.record;
         let batch_size = shared.config.batch_size.min(sizes.batch_limit);
         let idempotent = shared.config.idempotence == Idempotence::Enabled;
-        let topic = topic_queues(&mut self.topics, to.topic_index, to.topic);
-        let name = Arc::clone(&topic.name);
-        if topic.partitions.len() <= to.partition as usize {
-            topic
-                .partitions
-                .resize_with(to.partition as usize + 1, PartitionQueue::default);
-        }
-        let queue = &mut topic.partitions[to.partition as usize];
         let inline_start =
             // Nothing buffered means no partition has a batch open, queued, in flight or being
             // appended inline (each holds its records' bytes until it completes).
@@ -239,10 +292,15 @@ impl Accumulator {
                 && !self.closed
                 && !self.epoch_bump_pending)
                 .then(Instant::now);
-        let inline = inline_start.is_some_and(|now| {
-            self.last_start
-                .is_none_or(|last| now.saturating_duration_since(last) >= INLINE_MIN_GAP)
-        });
+        let inline = inline_start.is_some_and(|now| self.pays_for_inline(now));
+        let topic = topic_queues(&mut self.topics, to.topic_index, to.topic);
+        let name = Arc::clone(&topic.name);
+        if topic.partitions.len() <= to.partition as usize {
+            topic
+                .partitions
+                .resize_with(to.partition as usize + 1, PartitionQueue::default);
+        }
+        let queue = &mut topic.partitions[to.partition as usize];
         self.buffered_bytes += record_bytes;
         let spec = BatchSpec {
             producer_id: self.producer.id,
@@ -253,8 +311,7 @@ impl Accumulator {
         if idempotent {
             queue.next_sequence = sequence_after(queue.next_sequence, 1);
         }
-        if inline {
-            self.last_start = inline_start;
+        if let Some(started) = inline_start.filter(|_| inline) {
             let mut builder = BatchBuilder::with_capacity(spec, record_bytes);
             builder.append(
                 timestamp,
@@ -274,7 +331,11 @@ impl Accumulator {
                 result,
                 bytes: record_bytes,
             };
-            return Placed::Inline { slot, batch };
+            return Placed::Inline {
+                slot,
+                batch,
+                started,
+            };
         }
         if queue
             .open
@@ -290,7 +351,6 @@ impl Accumulator {
         let opened = queue.open.is_none();
         let open = queue.open.get_or_insert_with(|| {
             let now = inline_start.unwrap_or_else(Instant::now);
-            self.last_start = Some(now);
             OpenBatch {
                 // As Kafka's producer does: a whole batch_size buffer (or the record's size), so
                 // that a batch never grows by copying.
@@ -319,12 +379,38 @@ impl Accumulator {
         }
     }
 
-    /// Records how the inline append of `batch` ended. Returns
+    /// Whether a record that found the producer idle at `now` goes inline: while the producer
+    /// sits idle between records for at least as long as an inline append takes, on average.
+    fn pays_for_inline(&mut self, now: Instant) -> bool {
+        if let Some(idle_since) = self.idle_since {
+            self.idle_before_send
+                .add(nanos(now.saturating_duration_since(idle_since)));
+        }
+        let pays = match (self.idle_before_send.0, self.inline_cost.get()) {
+            (Some(idle), Some(cost)) => idle >= cost,
+            _ => true,
+        };
+        if pays || self.idle_sends_not_inline + 1 >= COST_PROBE_EVERY {
+            self.idle_sends_not_inline = 0;
+            true
+        } else {
+            self.idle_sends_not_inline += 1;
+            false
+        }
+    }
+
+    /// Records how the inline append of `batch`, begun at `started`, ended. Returns
     /// whether the sender must be woken: it has the batch to take over or to retry, records
     /// queued behind it, a close to finish, or an epoch to bump (which waits for this append).
     /// A failed batch of an idempotent producer, or one refused as out of sequence, asks for an
     /// epoch bump.
-    pub(crate) fn finish_inline(&mut self, batch: ReadyBatch, outcome: InlineOutcome) -> bool {
+    pub(crate) fn finish_inline(
+        &mut self,
+        batch: ReadyBatch,
+        started: Instant,
+        outcome: InlineOutcome,
+    ) -> bool {
+        self.inline_cost.add(nanos(started.elapsed()));
         let idempotent = batch.batch.header().has_producer_id();
         self.epoch_bump_pending |= match &outcome {
             InlineOutcome::Done(outcome) => idempotent && outcome.is_err(),
@@ -468,6 +554,9 @@ impl Accumulator {
             "a partition's batches complete in the order they were taken"
         );
         self.buffered_bytes -= completed.bytes;
+        if self.buffered_bytes == 0 {
+            self.idle_since = Some(Instant::now());
+        }
     }
 
     /// The queue of a partition that has a batch taken (so it exists).

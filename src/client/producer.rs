@@ -500,12 +500,16 @@ impl Producer {
                 }
                 Ok(slot)
             }
-            Placed::Inline { slot, batch } => {
+            Placed::Inline {
+                slot,
+                batch,
+                started,
+            } => {
                 drop(accumulator);
                 let outcome = append_inline(shared, &batch);
                 let done = matches!(outcome, InlineOutcome::Done(_));
                 let mut accumulator = shared.accumulator.lock();
-                let wake = accumulator.finish_inline(batch, outcome);
+                let wake = accumulator.finish_inline(batch, started, outcome);
                 let room = done && shared.has_room_to_signal(accumulator.buffered_bytes);
                 drop(accumulator);
                 if wake {
