@@ -601,6 +601,48 @@ fn poll_blocks_until_its_timeout_when_nothing_arrives() {
     assert!(started.elapsed() >= Duration::from_millis(50));
 }
 
+/// A consumer that busy-polls (`poll_spin_us` far above its poll timeout) still returns at its
+/// timeout, and sees a record appended by another thread while it spins.
+#[test]
+fn a_busy_polling_consumer_keeps_its_timeout_and_sees_appends() {
+    let (_dir, broker) = broker();
+    broker
+        .create_topic("spin", TopicConfig::with_partitions(1))
+        .unwrap();
+    let mut consumer = Consumer::with_config(
+        &broker,
+        ConsumerConfig {
+            auto_offset_reset: OffsetReset::Earliest,
+            poll_spin_us: 10_000_000,
+            ..ConsumerConfig::default()
+        },
+    );
+    consumer.assign(partitions("spin", 1)).unwrap();
+    let started = Instant::now();
+    assert!(consumer.poll(Duration::from_millis(50)).unwrap().is_empty());
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(50) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    let sender = {
+        let broker = broker.clone();
+        thread::spawn(move || {
+            thread::sleep(Duration::from_millis(20));
+            Producer::new(&broker)
+                .unwrap()
+                .send_and_wait(ProducerRecord::new("spin", "spun"))
+                .unwrap()
+        })
+    };
+    let started = Instant::now();
+    let records = consumer.poll(Duration::from_secs(30)).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].value.as_deref(), Some(&b"spun"[..]));
+    assert_eq!(sender.join().unwrap().offset, Some(0));
+}
+
 #[test]
 fn a_blocked_poll_is_woken_by_an_append_from_another_thread() {
     let (_dir, broker) = broker();

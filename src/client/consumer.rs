@@ -42,6 +42,14 @@ pub enum OffsetReset {
 /// - `retry_backoff_ms`: 100 (the wait before finding the group coordinator again after it
 ///   moved); `default_api_timeout_ms`: 60000 (how long a commit, join or offset fetch keeps
 ///   finding it)
+///
+/// ## Not in Kafka
+/// - `poll_spin_us`: 10. How long `poll` spins, waiting for an append, before it parks its
+///   thread. Records of a burst arrive microseconds apart, and each park costs the appending
+///   thread a system call and this one a 5-10 us wake-up. Set it above the gap between records
+///   to busy-poll: the lowest latency (p50 6-8 us instead of about 18 at 10 k records/s on the
+///   project's VM, `cargo bench --bench bus`), at the cost of a core kept busy while waiting.
+///   0 parks at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerConfig {
     pub max_poll_records: usize,
@@ -59,6 +67,7 @@ pub struct ConsumerConfig {
     pub partition_assignment_strategy: Vec<AssignmentStrategy>,
     pub retry_backoff_ms: u64,
     pub default_api_timeout_ms: u64,
+    pub poll_spin_us: u64,
 }
 
 impl Default for ConsumerConfig {
@@ -82,6 +91,7 @@ impl Default for ConsumerConfig {
             ],
             retry_backoff_ms: 100,
             default_api_timeout_ms: 60_000,
+            poll_spin_us: 10,
         }
     }
 }
@@ -180,11 +190,12 @@ impl Consumer {
     }
 
     pub fn with_config(broker: &Broker, config: ConsumerConfig) -> Consumer {
+        let notifier = Notifier::with_spin(Duration::from_micros(config.poll_spin_us));
         Consumer {
             broker: broker.clone(),
             config,
             assigned: Vec::new(),
-            notifier: Notifier::with_spin(crate::partition::CONSUMER_SPIN),
+            notifier,
             next_partition: 0,
             routes_checked: None,
             group: None,

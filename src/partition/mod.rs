@@ -8,4 +8,3 @@ mod waiters;
 pub use producer_state::{BatchMetadata, PRODUCER_BATCHES_KEPT};
 pub use replica::{AppendResult, PartitionError, Replica, HIGH_WATERMARK_CHECKPOINT};
 pub use waiters::Notifier;
-pub(crate) use waiters::CONSUMER_SPIN;

@@ -7,7 +7,8 @@
 //!
 //! A notifier may spin briefly before it parks ([`Notifier::with_spin`]): on the project's VM
 //! waking a parked thread costs the notifier a system call and the waiter 5-10 us, while
-//! records sent in a burst arrive a few microseconds apart. The consumer spins; the producer's
+//! records sent in a burst arrive a few microseconds apart. The consumer spins
+//! (`ConsumerConfig::poll_spin_us`); the producer's
 //! sender thread does not (catching each record at once, it would append smaller batches:
 //! measured, a tight loop to one partition lost a third of its throughput), nor do the others.
 
@@ -22,10 +23,6 @@ const CHECKS_PER_CLOCK_READ: u32 = 32;
 /// Clock reads spent in a pure spin before each later one also yields the CPU (on two cores
 /// the thread that will notify may be waiting for this one's core).
 const PURE_SPIN_ROUNDS: u32 = 8;
-
-/// How long a consumer spins before it parks: a few times the gap between records of a burst
-/// (3-5 us apart when each is appended on its own).
-pub(crate) const CONSUMER_SPIN: Duration = Duration::from_micros(10);
 
 /// A wake-up flag that a waiter spins on briefly, then parks on.
 #[derive(Debug, Default)]
