@@ -11,8 +11,13 @@ use parking_lot::{Condvar, Mutex};
 use super::broker::BrokerInner;
 use crate::replication::ReplicaManager;
 
-/// How often the control thread looks at lag and timers when no event wakes it.
+/// How often the control thread looks at lag and timers when no event wakes it, while any
+/// local partition has followers or work is queued ...
 const CONTROL_TICK_MS: u64 = 10;
+/// ... and otherwise (a broker whose partitions each have one replica). Each look costs about
+/// 35 us of CPU, and on two cores the data path paid for it: at 10 k records/s a record was
+/// delayed 100-250 us at every tick, most of the end-to-end p99.
+const IDLE_CONTROL_TICK_MS: u64 = 200;
 /// How long a fetcher waits after failing to reach its leader (Kafka's
 /// `replica.fetch.backoff.ms` is 1 s; in-process failures are cheap to retry sooner).
 const FETCH_BACKOFF_MS: u64 = 50;
@@ -109,9 +114,14 @@ fn run_control(manager: &Arc<ReplicaManager>, threads: &Arc<ThreadsShared>) {
             }
         }
         let session = manager.session();
+        let tick_ms = if manager.needs_ticks() {
+            CONTROL_TICK_MS
+        } else {
+            IDLE_CONTROL_TICK_MS
+        };
         if let Ok(event) = session
             .events()
-            .recv_timeout(Duration::from_millis(CONTROL_TICK_MS))
+            .recv_timeout(Duration::from_millis(tick_ms))
         {
             manager.note_event(event);
         }

@@ -686,6 +686,27 @@ impl ReplicaManager {
         }
     }
 
+    /// Whether the control thread must look again soon (see `broker::cluster`): work is
+    /// queued, the session must be renewed, or a local partition has timers to run.
+    pub(crate) fn needs_ticks(&self) -> bool {
+        {
+            let work = self.work.lock();
+            if work.everything
+                || work.controller
+                || !work.topics.is_empty()
+                || !work.partitions.is_empty()
+            {
+                return true;
+            }
+        }
+        self.session_ended.load(Ordering::Acquire)
+            || self
+                .partitions
+                .read()
+                .values()
+                .any(|partition| partition.needs_ticks())
+    }
+
     /// The leaders this broker's followers fetch from.
     pub fn followed_leaders(&self) -> BTreeSet<i32> {
         self.partitions

@@ -565,6 +565,21 @@ impl ReplicatedPartition {
         self.maybe_advance_high_watermark(&leading);
     }
 
+    /// Whether the control thread's clock drives anything here: following a leader, or leading
+    /// other replicas (whose lag decides the ISR) or an ISR change not yet written. A leader
+    /// alone in its ISR has nothing a timer must do.
+    pub(crate) fn needs_ticks(&self) -> bool {
+        match &self.state.lock().role {
+            Role::Leader(leading) => {
+                leading.isr.len() > 1
+                    || !leading.followers.is_empty()
+                    || leading.proposed_isr.is_some()
+            }
+            Role::Follower(_) => true,
+            Role::Idle { .. } => false,
+        }
+    }
+
     /// Where a follower fetches next; `None` when not following.
     pub(crate) fn fetch_target(&self) -> Option<FetchTarget> {
         let guard = self.state.lock();
