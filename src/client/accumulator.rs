@@ -23,9 +23,10 @@
 //! An inline append always leaves the producer idle, so a thread sending in a tight loop would
 //! append every record alone: about 4 us each on the project's VM, against well under 1 us per
 //! record in batches. So a record goes inline only while the sending threads are slow enough
-//! to pay for it: the producer keeps moving averages of how long an inline append takes and of
-//! how long the producer sat idle before each record that found it idle (the caller's own time
-//! between sends), and appends inline while the second is at least the first. A thread sending
+//! to pay for it: the producer keeps what an inline append costs (the fastest of the last few)
+//! and a moving average of how long it sat idle before each record that found it idle (the
+//! caller's own time between sends), and appends inline while the second is at least the
+//! first; now and then a record goes inline anyway, to measure the cost again. A thread sending
 //! in a tight loop leaves no idle time and forms batches behind the sender thread, as it would
 //! without inline appends; records paced a few microseconds apart or more (100 k records/s in
 //! bursts, say) all go inline; after a pause the first record goes inline again.

@@ -334,9 +334,10 @@ impl ReplicatedPartition {
             deadline_ms: now_ms.saturating_add(timeout_ms as i64),
         };
         if leading.isr.len() <= 1 || result.duplicate {
-            let leading = (**leading).clone();
+            // Worked out under the lock, moved (waking readers) after it.
+            let candidate = self.high_watermark_candidate(leading);
             drop(guard);
-            self.maybe_advance_high_watermark(&leading);
+            self.advance_high_watermark_to(candidate);
         }
         Ok(pending)
     }
@@ -484,6 +485,18 @@ impl ReplicatedPartition {
     /// The high watermark as the lowest log end in the ISR (and any member being added), moved
     /// forward only.
     fn maybe_advance_high_watermark(&self, leading: &Leading) {
+        self.advance_high_watermark_to(self.high_watermark_candidate(leading));
+    }
+
+    fn advance_high_watermark_to(&self, candidate: Option<u64>) {
+        if let Some(candidate) = candidate.filter(|&at| at > self.replica.high_watermark()) {
+            self.replica.advance_high_watermark(candidate);
+        }
+    }
+
+    /// The lowest log end in the ISR (and any member being added), or `None` while a member's
+    /// log end is unknown.
+    fn high_watermark_candidate(&self, leading: &Leading) -> Option<u64> {
         let mut candidate = self.replica.log().log_end_offset();
         let members = leading
             .isr
@@ -496,12 +509,10 @@ impl ReplicatedPartition {
                 .and_then(|progress| progress.log_end)
             {
                 Some(log_end) => candidate = candidate.min(log_end),
-                None => return,
+                None => return None,
             }
         }
-        if candidate > self.replica.high_watermark() {
-            self.replica.advance_high_watermark(candidate);
-        }
+        Some(candidate)
     }
 
     /// The ISR change this leader wants written now, if any: a proposed addition, or the
