@@ -93,7 +93,10 @@ impl Notifier {
         if self.spin.is_zero() {
             return false;
         }
-        let until = (Instant::now() + self.spin).min(deadline);
+        // Any spin is accepted: one past the clock's range spins until the deadline.
+        let until = Instant::now()
+            .checked_add(self.spin)
+            .map_or(deadline, |until| until.min(deadline));
         let mut rounds = 0u32;
         loop {
             for _ in 0..CHECKS_PER_CLOCK_READ {
@@ -149,6 +152,17 @@ impl Waiters {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicU64;
+
+    /// A spin longer than the clock can count spins until the deadline and returns there.
+    #[test]
+    fn a_spin_past_the_clocks_range_ends_at_the_deadline() {
+        let notifier = Notifier::with_spin(Duration::MAX);
+        let started = Instant::now();
+        assert!(!notifier.wait_until(started + Duration::from_millis(20)));
+        assert!(started.elapsed() >= Duration::from_millis(20));
+        notifier.notify();
+        assert!(notifier.wait_until(Instant::now() + Duration::from_secs(10)));
+    }
 
     /// The waiter's protocol (reset, look, wait) against a notifier thread that publishes a
     /// counter and notifies: every wait ends with a notification, none runs into its deadline,
