@@ -982,8 +982,9 @@ fn an_idle_partition_is_appended_inline_and_a_tight_loop_still_batches() {
 }
 
 /// Records sent in small bursts with pauses between them all go inline, the records of a burst
-/// back to back: the pauses pay for the appends. (Until this session only the first record of a
-/// burst did, and the others waited for the sender thread.)
+/// back to back: the pauses pay for the appends. (Under the earlier rule, at most one inline
+/// append per 20 us, only the first record of a burst did and the others waited for the sender
+/// thread.)
 #[test]
 fn records_in_paced_bursts_all_go_inline() {
     let (_dir, broker) = broker();
