@@ -56,9 +56,14 @@ impl Watches {
         kind: WatcherKind,
         watcher: zk::PersistentWatcher,
     ) {
-        let events = stream::unfold(watcher, |mut watcher| async move {
+        // The watcher panics if polled after it delivered the session's end, so the stream ends
+        // there.
+        let events = stream::unfold(Some(watcher), |watcher| async move {
+            let mut watcher = watcher?;
             let event = watcher.changed().await;
-            Some((event, watcher))
+            let last =
+                event.event_type == zk::EventType::Session && event.session_state.is_terminated();
+            Some((event, (!last).then_some(watcher)))
         });
         self.entries.push(Entry {
             path: path.to_owned(),
