@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use logbus::coordinator::{
     AddWatchMode, CoordError, Coordinator, CreateMode, Event, EventType, Session, SessionConfig,
-    Version, Watch, ZooKeeperConfig, ZooKeeperCoordinator,
+    SessionEvent, Version, Watch, ZooKeeperConfig, ZooKeeperCoordinator,
 };
 
 /// How long a recovery (an election, a reconnect, an expiry) may take.
@@ -64,13 +64,18 @@ fn ensemble_survives_one_lost_node_and_recovers_from_two() {
 
     // One node down (the leader, the worst one): writes go on after a re-election.
     ensemble.nodes[leader].stop();
-    retry(|| s.set_data("/a", b"1", Version::Exactly(0)).map(|_| ()))
-        .or_else(|error| match error {
-            // The first try may have applied before the connection broke.
-            CoordError::BadVersion { actual: 1, .. } => Ok(()),
-            other => Err(other),
-        })
-        .expect("a write with one node down");
+    let mut certain = true;
+    retry(|| {
+        let result = s.set_data("/a", b"1", Version::Exactly(0)).map(|_| ());
+        certain &= result != Err(CoordError::ConnectionLoss);
+        result
+    })
+    .or_else(|error| match error {
+        // A try that failed with `ConnectionLoss` may have been applied.
+        CoordError::BadVersion { actual: 1, .. } => Ok(()),
+        other => Err(other),
+    })
+    .expect("a write with one node down");
     assert_eq!(s.get_data("/a", Watch::None).expect("read").0, b"1");
     // The reconnect kept the session: its ephemeral node and its watch are still there.
     let mine = s
@@ -78,14 +83,27 @@ fn ensemble_survives_one_lost_node_and_recovers_from_two() {
         .expect("exists")
         .expect("kept");
     assert_eq!(mine.ephemeral_owner, s.id());
+    let data_changed = |event: &Event| matches!(event, Event::Watch(e) if e.kind == EventType::NodeDataChanged && e.path == "/a");
+    if certain {
+        // The write went out on the new connection, after the watch was set again on it.
+        let event = s
+            .events()
+            .recv_timeout(RECOVERY_WAIT)
+            .expect("the watch survived the reconnect");
+        assert!(data_changed(&event), "{event:?}");
+    } else {
+        // A write applied while the connection was down fires nothing, as in ZooKeeper
+        // (ZOOKEEPER-4698), or fired before the connection broke.
+        while let Ok(event) = s.events().try_recv() {
+            assert!(data_changed(&event), "{event:?}");
+        }
+    }
+    retry(|| s.set_data("/a", b"1b", Version::Any)).expect("a second write");
     let event = s
         .events()
         .recv_timeout(RECOVERY_WAIT)
-        .expect("the watch survived the reconnect");
-    assert!(
-        matches!(&event, Event::Watch(e) if e.kind == EventType::NodeDataChanged && e.path == "/a"),
-        "{event:?}"
-    );
+        .expect("the watch fires after the reconnect");
+    assert!(data_changed(&event), "{event:?}");
     let other = session(&coordinator);
     other
         .create("/b", b"", CreateMode::Ephemeral)
@@ -119,6 +137,47 @@ fn ensemble_survives_one_lost_node_and_recovers_from_two() {
         }
         Err(error) => panic!("no recovery: {error}"),
     }
+}
+
+#[test]
+fn a_session_that_cannot_reach_the_ensemble_expires_with_its_persistent_watches() {
+    if !zk::available(
+        "a_session_that_cannot_reach_the_ensemble_expires_with_its_persistent_watches",
+    ) {
+        return;
+    }
+    let mut server = zk::ZooKeeper::standalone();
+    let config = ZooKeeperConfig::new(server.connect_string(""))
+        .with_request_timeout_ms(2_000)
+        .with_connect_timeout_ms(2_000);
+    let coordinator = ZooKeeperCoordinator::connect(config).expect("connect");
+    let s = retry(|| coordinator.session(SessionConfig::default().with_timeout_ms(1_000)))
+        .expect("open a session");
+    s.add_watch("/w", AddWatchMode::Persistent).expect("watch");
+    s.add_watch("/", AddWatchMode::PersistentRecursive)
+        .expect("recursive watch");
+
+    // The client gives the session up once it could not reach a server for its timeout; the
+    // persistent watches then see the session's end, and the client panics if asked for more.
+    server.nodes[0].stop();
+    let event = s
+        .events()
+        .recv_timeout(RECOVERY_WAIT)
+        .expect("the session's end is reported");
+    assert!(
+        matches!(event, Event::Session(SessionEvent::Expired { .. })),
+        "{event:?}"
+    );
+    assert!(matches!(
+        s.get_data("/w", Watch::None),
+        Err(CoordError::SessionExpired { .. })
+    ));
+
+    // The adapter's runtime lives on: a session after the server's return works.
+    server.nodes[0].start();
+    server.nodes[0].wait_ready();
+    let fresh = session(&coordinator);
+    retry(|| fresh.create("/w", b"", CreateMode::Persistent)).expect("a write after the return");
 }
 
 /// The example binary, built by `cargo test` next to the test binaries.

@@ -51,11 +51,14 @@ struct State {
     client: Option<zk::Client>,
     watches: Watches,
     ended: bool,
-    /// Set when the connection drops: `zookeeper-client` 0.11.2 does not set persistent and
-    /// recursive watches again when it reconnects (its `resend_watches` sends them in a
-    /// `SetWatches` request, which has no field for them), so the adapter does, before the
-    /// session's next request or as soon as the pump sees the new connection.
-    rewatch: bool,
+    /// Connection changes the pump has seen. `zookeeper-client` 0.11.2 does not set persistent
+    /// and recursive watches again when it reconnects (its `resend_watches` means to send them
+    /// in a `SetWatches2` request but always picks `SetWatches`, which has no field for them), so
+    /// the adapter does, as soon as the pump sees the new connection and before the session's
+    /// next request.
+    connection_changes: u64,
+    /// The value of `connection_changes` when the persistent watches were last all set again.
+    rewatched_at: u64,
     /// The pump's waker: every drain of the watches polls with it, so the pump stays the one
     /// woken by the next notification.
     pump_waker: Option<Waker>,
@@ -97,7 +100,8 @@ impl ZooKeeperSession {
                 client: Some(client),
                 watches: Watches::default(),
                 ended: false,
-                rewatch: false,
+                connection_changes: 0,
+                rewatched_at: 0,
                 pump_waker: None,
             }),
         });
@@ -142,9 +146,13 @@ impl ZooKeeperSession {
         let shared = Arc::clone(&self.shared);
         self.coordinator.runtime.run(async move {
             let client = shared.client()?;
-            shared.rewatch(&client).await;
             let timeout = shared.request_timeout;
-            let result = tokio::time::timeout(timeout, request(client, Arc::clone(&shared)))
+            let run = async {
+                shared.connected(&client).await?;
+                shared.rewatch(&client).await?;
+                request(client, Arc::clone(&shared)).await
+            };
+            let result = tokio::time::timeout(timeout, run)
                 .await
                 .unwrap_or(Err(CoordError::ConnectionLoss));
             shared.deliver_pending();
@@ -166,36 +174,54 @@ impl SessionShared {
         }
     }
 
-    /// Sets the persistent watches again after a reconnect (see `State::rewatch`); on failure,
-    /// leaves that for the next request.
-    async fn rewatch(&self, client: &zk::Client) {
-        let targets = {
-            let mut state = self.state.lock();
-            if !state.rewatch || state.ended {
-                return;
+    /// Waits until the client is connected, so that a request is never queued in the client
+    /// while it reconnects: the client would send it on the new connection before the
+    /// persistent watches are set again, and its change would fire nothing.
+    async fn connected(&self, client: &zk::Client) -> Result<(), CoordError> {
+        let mut states = client.state_watcher();
+        loop {
+            match states.peek_state() {
+                zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {
+                    return Ok(())
+                }
+                state if state.is_terminated() => return Err(self.expired()),
+                _ => {
+                    states.changed().await;
+                }
             }
-            state.rewatch = false;
-            state.watches.persistent()
+        }
+    }
+
+    /// Sets the persistent watches again after a reconnect (see `State::connection_changes`).
+    /// On failure the connection broke again: the next request tries again, and this one fails
+    /// with `ConnectionLoss` rather than run before its watches are back. Two of these may run
+    /// at once (the pump's and a request's); setting a watch twice is harmless.
+    async fn rewatch(&self, client: &zk::Client) -> Result<(), CoordError> {
+        let (changes, targets) = {
+            let state = self.state.lock();
+            if state.rewatched_at == state.connection_changes || state.ended {
+                return Ok(());
+            }
+            (state.connection_changes, state.watches.persistent())
         };
         for (path, kind) in targets {
             let mode = match kind {
                 WatcherKind::PersistentRecursive => zk::AddWatchMode::PersistentRecursive,
                 _ => zk::AddWatchMode::Persistent,
             };
-            match client.watch(&path, mode).await {
-                Ok(watcher) => {
-                    self.deliver_pending();
-                    self.state
-                        .lock()
-                        .watches
-                        .replace_persistent(&path, kind, watcher);
-                }
-                Err(_) => {
-                    self.state.lock().rewatch = true;
-                    return;
-                }
-            }
+            let watcher = client
+                .watch(&path, mode)
+                .await
+                .map_err(|_| CoordError::ConnectionLoss)?;
+            self.deliver_pending();
+            self.state
+                .lock()
+                .watches
+                .replace_persistent(&path, kind, watcher);
         }
+        let mut state = self.state.lock();
+        state.rewatched_at = state.rewatched_at.max(changes);
+        Ok(())
     }
 
     fn error(&self, error: zk::Error, path: &str) -> CoordError {
@@ -314,13 +340,17 @@ async fn pump(shared: Arc<SessionShared>, states: zk::StateWatcher) {
         }
         while let Poll::Ready(Some(session_state)) = states.poll_next_unpin(cx) {
             match session_state {
-                zk::SessionState::Disconnected => state.rewatch = true,
-                zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly
-                    if state.rewatch =>
-                {
+                zk::SessionState::Disconnected => state.connection_changes += 1,
+                // The pump starts connected, so a connected state is always a new connection,
+                // even when the `Disconnected` before it was overwritten before the pump saw it.
+                zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {
+                    state.connection_changes += 1;
                     if let Some(client) = state.client.clone() {
                         let shared = Arc::clone(&shared);
-                        tokio::spawn(async move { shared.rewatch(&client).await });
+                        tokio::spawn(async move {
+                            // A failure leaves the watches to the next request.
+                            let _ = shared.rewatch(&client).await;
+                        });
                     }
                 }
                 _ => {}
