@@ -1,7 +1,7 @@
 //! Topic and partition handles, and their descriptions.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -18,7 +18,11 @@ use crate::partition::Replica;
 #[derive(Debug)]
 pub(crate) struct TopicState {
     pub name: Arc<str>,
+    /// Of its fields only `partitions` ever changes (see [`TopicState::grow`]); producers keep
+    /// the others from their first send.
     pub config: RwLock<TopicConfig>,
+    /// `config.partitions`, read without the lock by every send.
+    partitions: AtomicU32,
     replicas: RwLock<Arc<Vec<Option<Arc<Replica>>>>>,
     pub deleted: AtomicBool,
 }
@@ -29,6 +33,7 @@ impl TopicState {
         let slots = vec![None; config.partitions as usize];
         TopicState {
             name: Arc::from(name),
+            partitions: AtomicU32::new(config.partitions),
             config: RwLock::new(config),
             replicas: RwLock::new(Arc::new(slots)),
             deleted: AtomicBool::new(false),
@@ -38,10 +43,6 @@ impl TopicState {
     /// The replicas this broker holds.
     pub(crate) fn replicas(&self) -> Vec<Arc<Replica>> {
         self.replicas.read().iter().flatten().cloned().collect()
-    }
-
-    pub(crate) fn partition_count(&self) -> u32 {
-        self.config.read().partitions
     }
 
     pub(crate) fn replica(&self, partition: u32) -> Result<Arc<Replica>, BrokerError> {
@@ -102,7 +103,13 @@ impl TopicState {
         grown.resize(partitions as usize, None);
         *slots = Arc::new(grown);
         *self.config.write() = config.clone();
+        self.partitions.store(partitions, Ordering::Release);
         Ok(config)
+    }
+
+    /// The partition count, without taking the config's lock.
+    pub(crate) fn partition_count(&self) -> u32 {
+        self.partitions.load(Ordering::Acquire)
     }
 
     /// Marks the topic and its replicas deleted and returns the replicas.

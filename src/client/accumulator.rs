@@ -294,14 +294,12 @@ impl Accumulator {
                 && !self.epoch_bump_pending)
                 .then(Instant::now);
         let inline = inline_start.is_some_and(|now| self.pays_for_inline(now));
-        let topic = topic_queues(&mut self.topics, to.topic_index, to.topic);
-        let name = Arc::clone(&topic.name);
-        if topic.partitions.len() <= to.partition as usize {
-            topic
-                .partitions
-                .resize_with(to.partition as usize + 1, PartitionQueue::default);
+        let TopicQueues { name, partitions } =
+            topic_queues(&mut self.topics, to.topic_index, to.topic);
+        if partitions.len() <= to.partition as usize {
+            partitions.resize_with(to.partition as usize + 1, PartitionQueue::default);
         }
-        let queue = &mut topic.partitions[to.partition as usize];
+        let queue = &mut partitions[to.partition as usize];
         self.buffered_bytes += record_bytes;
         let spec = BatchSpec {
             producer_id: self.producer.id,
@@ -325,7 +323,7 @@ impl Accumulator {
             queue.inline_busy = true;
             let slot = RecordSlot::new(Arc::clone(&result), 0, timestamp);
             let batch = ReadyBatch {
-                topic: name,
+                topic: Arc::clone(name),
                 topic_index: to.topic_index,
                 partition: to.partition,
                 batch: builder.finish(),
@@ -343,7 +341,7 @@ impl Accumulator {
             .as_ref()
             .is_some_and(|open| open.bytes + record_bytes > batch_size)
         {
-            queue.seal(&name, to.topic_index, to.partition);
+            queue.seal(name, to.topic_index, to.partition);
         }
         // A new batch must wake the sender even when it lingers: an idle sender waits without
         // a deadline and learns when this batch is due only by draining it once.
@@ -372,7 +370,7 @@ impl Accumulator {
         let slot = RecordSlot::new(Arc::clone(&open.result), index, timestamp);
         let full = open.bytes >= batch_size;
         if full {
-            queue.seal(&name, to.topic_index, to.partition);
+            queue.seal(name, to.topic_index, to.partition);
         }
         Placed::Queued {
             slot,

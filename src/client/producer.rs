@@ -618,6 +618,9 @@ struct TopicTable {
 struct TopicEntry {
     state: Arc<TopicState>,
     index: usize,
+    /// From the topic's config, which never changes them.
+    max_message_bytes: usize,
+    flushes_every_append: bool,
 }
 
 /// What a send needs of its topic.
@@ -638,6 +641,13 @@ impl TopicTable {
             }
         }
         let state = broker.topic_state(name)?;
+        let (max_message_bytes, flushes_every_append) = {
+            let config = state.config.read();
+            (
+                config.max_message_bytes as usize,
+                config.flush == FlushPolicy::EveryAppend,
+            )
+        };
         let mut by_name = self.by_name.write();
         let next_index = by_name.len();
         let entry = by_name
@@ -645,20 +655,25 @@ impl TopicTable {
             .or_insert_with(|| TopicEntry {
                 state: Arc::clone(&state),
                 index: next_index,
+                max_message_bytes,
+                flushes_every_append,
             });
+        // A topic created again under the name may differ.
         entry.state = state;
+        entry.max_message_bytes = max_message_bytes;
+        entry.flushes_every_append = flushes_every_append;
         Ok(entry.view())
     }
 }
 
 impl TopicEntry {
+    /// Takes no lock: a send's view is read on every record.
     fn view(&self) -> TopicView {
-        let config = self.state.config.read();
         TopicView {
             index: self.index,
-            partitions: config.partitions,
-            max_message_bytes: config.max_message_bytes as usize,
-            flushes_every_append: config.flush == FlushPolicy::EveryAppend,
+            partitions: self.state.partition_count(),
+            max_message_bytes: self.max_message_bytes,
+            flushes_every_append: self.flushes_every_append,
         }
     }
 }
