@@ -47,7 +47,7 @@ pub enum OffsetReset {
 /// - `poll_spin_us`: 10. How long `poll` spins, waiting for an append, before it parks its
 ///   thread. Records of a burst arrive microseconds apart, and each park costs the appending
 ///   thread a system call and this one a 5-10 us wake-up. Set it above the gap between records
-///   to busy-poll: the lowest latency (p50 7-8.5 us instead of 16-21 at 10 k records/s on the
+///   to busy-poll: the lowest latency (p50 3 us instead of 9.6-9.8 at 10 k records/s on the
 ///   project's VM, `cargo bench --bench bus`), at the cost of a core kept busy while waiting.
 ///   0 parks at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
