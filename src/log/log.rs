@@ -526,4 +526,47 @@ mod tests {
         let scanned = HEADERS_SCANNED.with(|scanned| scanned.get());
         assert!((1..100).contains(&scanned), "{scanned} headers scanned");
     }
+
+    /// A lookup by time while a batch is half appended (its time index entry written, the batch
+    /// not yet published) starts from the entry before that one. It used to take the entry for
+    /// a corrupt one and scan the whole segment.
+    #[test]
+    fn a_lookup_by_time_during_an_append_does_not_scan_the_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path().join("times-0"), LogConfig::default()).unwrap();
+        let value = [7u8; 100];
+        for i in 0..2_000 {
+            let record = NewRecord {
+                timestamp: i,
+                key: None,
+                value: Some(&value),
+                headers: &[],
+            };
+            log.append_records(&[record], 0).unwrap();
+        }
+        let end = log.log_end_offset();
+        {
+            // The next batch's largest timestamp equals the largest published one, and it is
+            // larger than the last entry's, so the indexer writes an entry for it.
+            let writer = log.writer.lock();
+            let active = Arc::clone(log.snapshot().last().unwrap());
+            let relative = (end - active.base_offset) as u32;
+            active
+                .time_index
+                .append(&writer.active.time_index, 1_999, relative)
+                .unwrap();
+        }
+        HEADERS_SCANNED.with(|scanned| scanned.set(0));
+        assert_eq!(
+            log.offset_for_timestamp(1_999).unwrap(),
+            Some((1_999, 1_999))
+        );
+        let scanned = HEADERS_SCANNED.with(|scanned| scanned.get());
+        assert!((1..100).contains(&scanned), "{scanned} headers scanned");
+        assert_eq!(
+            log.offset_for_timestamp(1_000).unwrap(),
+            Some((1_000, 1_000))
+        );
+        assert_eq!(log.offset_for_timestamp(2_000).unwrap(), None);
+    }
 }

@@ -455,10 +455,21 @@ impl Log {
             if segment.max_timestamp()? < timestamp {
                 continue;
             }
+            // The writer indexes a batch before it publishes it, so the last entry may belong to
+            // a batch not yet readable, past every published record: then start from the entry
+            // before it (taking it for a corrupt entry meant scanning the whole segment).
+            let published_end = segment.next_offset();
+            let mut entry = segment.time_index.lookup(segment.base_offset, timestamp)?;
+            if let Some(unpublished) = entry.filter(|entry| entry.offset >= published_end) {
+                entry = match unpublished.timestamp.checked_sub(1) {
+                    Some(before) => segment.time_index.lookup(segment.base_offset, before)?,
+                    None => None,
+                };
+            }
             // A time index entry comes from disk and is checked before it is trusted: the batch
             // holding its offset must have its timestamp as the batch's largest (the entry was
             // written as "largest timestamp so far, at this offset"). Otherwise scan the segment.
-            let from = match segment.time_index.lookup(segment.base_offset, timestamp)? {
+            let from = match entry {
                 Some(entry) if segment.time_entry_holds(entry)? => entry.offset,
                 _ => segment.base_offset,
             }
@@ -521,6 +532,8 @@ fn find_timestamp_in(
     };
     let bytes = segment.published()?;
     while (position as usize) < bytes.len() {
+        #[cfg(test)]
+        crate::log::segment::HEADERS_SCANNED.with(|scanned| scanned.set(scanned.get() + 1));
         let header = segment.header_at(bytes, position)?;
         let end = position + header.total_bytes() as u64;
         if header.max_timestamp >= timestamp && header.last_offset() as u64 >= log_start {
