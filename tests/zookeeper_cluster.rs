@@ -56,6 +56,9 @@ fn ensemble_survives_one_lost_node_and_recovers_from_two() {
     s.create("/mine", b"", CreateMode::Ephemeral)
         .expect("ephemeral");
     s.add_watch("/a", AddWatchMode::Persistent).expect("watch");
+    s.create("/r", b"", CreateMode::Persistent).expect("create");
+    s.add_watch("/r", AddWatchMode::PersistentRecursive)
+        .expect("recursive watch");
     let leader = ensemble
         .nodes
         .iter()
@@ -104,6 +107,17 @@ fn ensemble_survives_one_lost_node_and_recovers_from_two() {
         .recv_timeout(RECOVERY_WAIT)
         .expect("the watch fires after the reconnect");
     assert!(data_changed(&event), "{event:?}");
+    // Every persistent watch was set again, the recursive one too.
+    s.create("/r/x", b"", CreateMode::Persistent)
+        .expect("create under the recursive watch");
+    let event = s
+        .events()
+        .recv_timeout(RECOVERY_WAIT)
+        .expect("the recursive watch fires after the reconnect");
+    assert!(
+        matches!(&event, Event::Watch(e) if e.kind == EventType::NodeCreated && e.path == "/r/x"),
+        "{event:?}"
+    );
     let other = session(&coordinator);
     other
         .create("/b", b"", CreateMode::Ephemeral)

@@ -6,6 +6,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use crossbeam::channel::{self, Receiver, Sender};
+use futures::future;
 use futures::stream::{self, StreamExt};
 use parking_lot::Mutex;
 use zookeeper_client as zk;
@@ -204,20 +205,23 @@ impl SessionShared {
             }
             (state.connection_changes, state.watches.persistent())
         };
-        for (path, kind) in targets {
+        // All at once: the client sends them back to back, so a reconnect costs one round
+        // trip however many watches there are, and they all go before the caller's request.
+        let watchers = future::join_all(targets.iter().map(|(path, kind)| {
             let mode = match kind {
                 WatcherKind::PersistentRecursive => zk::AddWatchMode::PersistentRecursive,
                 _ => zk::AddWatchMode::Persistent,
             };
-            let watcher = client
-                .watch(&path, mode)
-                .await
-                .map_err(|_| CoordError::ConnectionLoss)?;
+            client.watch(path, mode)
+        }))
+        .await;
+        for ((path, kind), watcher) in targets.iter().zip(watchers) {
+            let watcher = watcher.map_err(|_| CoordError::ConnectionLoss)?;
             self.deliver_pending();
             self.state
                 .lock()
                 .watches
-                .replace_persistent(&path, kind, watcher);
+                .replace_persistent(path, *kind, watcher);
         }
         let mut state = self.state.lock();
         state.rewatched_at = state.rewatched_at.max(changes);
