@@ -1057,3 +1057,304 @@ fn inline_producer(broker: &Broker) -> Producer {
     )
     .unwrap()
 }
+
+/// `fetch_max_bytes` bounds what one poll reads across partitions, as Kafka's does: whole
+/// batches only, and at least one batch even when it alone is larger than the limit, so a
+/// consumer always makes progress.
+#[test]
+fn fetch_max_bytes_bounds_a_poll_in_whole_batches() {
+    let (_dir, broker) = broker();
+    broker
+        .create_topic("bounded", TopicConfig::with_partitions(2))
+        .unwrap();
+    let producer = Producer::new(&broker).unwrap();
+    for i in 0..20u32 {
+        // One batch per record: each send waits for its append.
+        producer
+            .send_and_wait(ProducerRecord::new("bounded", vec![b'v'; 100]).partition(i % 2))
+            .unwrap();
+    }
+    let batch_bytes: Vec<usize> = log_batches(&broker, "bounded", 0)
+        .iter()
+        .map(|batch| batch.as_bytes().len())
+        .collect();
+    assert_eq!(batch_bytes.len(), 10);
+    let bounded = |fetch_max_bytes: usize| {
+        let mut consumer = Consumer::with_config(
+            &broker,
+            ConsumerConfig {
+                auto_offset_reset: OffsetReset::Earliest,
+                fetch_max_bytes,
+                ..ConsumerConfig::default()
+            },
+        );
+        consumer.assign(partitions("bounded", 2)).unwrap();
+        consumer
+    };
+
+    // A budget of 1 byte: one whole batch per poll, every record once.
+    let mut consumer = bounded(1);
+    let mut seen = HashSet::new();
+    for _ in 0..20 {
+        let polled = consumer.poll(Duration::from_secs(10)).unwrap();
+        assert_eq!(polled.len(), 1, "one batch per poll");
+        assert!(seen.insert((polled[0].partition, polled[0].offset)));
+    }
+    assert_eq!(seen.len(), 20);
+
+    // A budget of exactly three batches: three records, all from the first partition read.
+    let three: usize = batch_bytes[..3].iter().sum();
+    let mut consumer = bounded(three);
+    let polled = consumer.poll(Duration::from_secs(10)).unwrap();
+    assert_eq!(polled.len(), 3, "{polled:?}");
+    assert!(polled
+        .iter()
+        .all(|record| record.partition == polled[0].partition));
+
+    // The default budget takes everything in one poll.
+    let mut consumer = bounded(ConsumerConfig::default().fetch_max_bytes);
+    assert_eq!(consumer.poll(Duration::from_secs(10)).unwrap().len(), 20);
+}
+
+/// A `Partitioner` of the caller's own replaces the default for records without an explicit
+/// partition, keyed or not; an explicit partition still wins.
+#[test]
+fn a_custom_partitioner_places_records_without_an_explicit_partition() {
+    #[derive(Debug)]
+    struct LastPartition;
+    impl logbus::client::Partitioner for LastPartition {
+        fn partition(&self, topic: &str, _key: Option<&[u8]>, _bytes: usize, n: u32) -> u32 {
+            assert_eq!(topic, "custom");
+            n - 1
+        }
+    }
+    let (_dir, broker) = broker();
+    broker
+        .create_topic("custom", TopicConfig::with_partitions(4))
+        .unwrap();
+    let producer = Producer::with_config(
+        &broker,
+        ProducerConfig {
+            partitioner: Some(Arc::new(LastPartition)),
+            ..ProducerConfig::default()
+        },
+    )
+    .unwrap();
+    for i in 0..10 {
+        let keyed = ProducerRecord::new("custom", "v").key(format!("key-{i}"));
+        assert_eq!(producer.send_and_wait(keyed).unwrap().partition, 3);
+        let keyless = ProducerRecord::new("custom", "v");
+        assert_eq!(producer.send_and_wait(keyless).unwrap().partition, 3);
+    }
+    let explicit = ProducerRecord::new("custom", "v").partition(1);
+    assert_eq!(producer.send_and_wait(explicit).unwrap().partition, 1);
+}
+
+/// A record sent without a timestamp gets CreateTime from the broker's clock.
+#[test]
+fn a_record_without_a_timestamp_gets_the_clocks_create_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1_650_000_000_000);
+    let broker = Broker::open_with(
+        dir.path(),
+        BrokerConfig {
+            clock: Arc::new(clock.clone()),
+            maintenance_interval_ms: None,
+            ..BrokerConfig::default()
+        },
+    )
+    .unwrap();
+    broker
+        .create_topic("clocked", TopicConfig::with_partitions(1))
+        .unwrap();
+    let producer = Producer::new(&broker).unwrap();
+    let first = producer
+        .send_and_wait(ProducerRecord::new("clocked", "a"))
+        .unwrap();
+    clock.advance_ms(250);
+    let second = producer
+        .send_and_wait(ProducerRecord::new("clocked", "b"))
+        .unwrap();
+    assert_eq!(
+        (first.timestamp, second.timestamp),
+        (1_650_000_000_000, 1_650_000_000_250)
+    );
+    let mut consumer = earliest(&broker);
+    consumer.assign(partitions("clocked", 1)).unwrap();
+    let records = consume(&mut consumer, 2);
+    let stamps: Vec<(i64, TimestampType)> = records
+        .iter()
+        .map(|record| (record.timestamp, record.timestamp_type))
+        .collect();
+    assert_eq!(
+        stamps,
+        [
+            (1_650_000_000_000, TimestampType::CreateTime),
+            (1_650_000_000_250, TimestampType::CreateTime)
+        ]
+    );
+}
+
+/// `describe_topic` reports each partition's log start, log end, high watermark and size on
+/// disk as values: the size is the bytes of the batches in the log, and the log start moves
+/// when records before it are deleted.
+#[test]
+fn describe_reports_offsets_and_size_of_each_partition() {
+    let (_dir, broker) = broker();
+    broker
+        .create_topic("described", TopicConfig::with_partitions(2))
+        .unwrap();
+    let producer = Producer::new(&broker).unwrap();
+    for _ in 0..7 {
+        producer
+            .send_and_wait(ProducerRecord::new("described", "value").partition(0))
+            .unwrap();
+    }
+    let description = broker.describe_topic("described").unwrap();
+    let first = &description.partitions[0];
+    let batch_bytes: u64 = log_batches(&broker, "described", 0)
+        .iter()
+        .map(|batch| batch.as_bytes().len() as u64)
+        .sum();
+    assert_eq!(
+        (
+            first.log_start_offset,
+            first.log_end_offset,
+            first.high_watermark,
+            first.size_bytes
+        ),
+        (0, 7, 7, batch_bytes)
+    );
+    assert!(batch_bytes > 7 * 5);
+    let empty = &description.partitions[1];
+    assert_eq!(
+        (
+            empty.log_start_offset,
+            empty.log_end_offset,
+            empty.high_watermark,
+            empty.size_bytes
+        ),
+        (0, 0, 0, 0)
+    );
+    broker
+        .replica("described", 0)
+        .unwrap()
+        .log()
+        .delete_records_before(4)
+        .unwrap();
+    let moved = &broker.describe_topic("described").unwrap().partitions[0];
+    assert_eq!((moved.log_start_offset, moved.log_end_offset), (4, 7));
+}
+
+/// Consumer records share the log's memory: a record's value is a slice of the mapped
+/// segment, the very bytes a log read returns, not a copy.
+#[test]
+fn consumed_keys_and_values_are_slices_of_the_log_not_copies() {
+    let (_dir, broker) = broker();
+    broker
+        .create_topic("zero-copy", TopicConfig::with_partitions(1))
+        .unwrap();
+    let producer = Producer::new(&broker).unwrap();
+    for i in 0..5 {
+        producer
+            .send_and_wait(ProducerRecord::new("zero-copy", format!("value-{i}")).key("k"))
+            .unwrap();
+    }
+    let read = broker
+        .replica("zero-copy", 0)
+        .unwrap()
+        .log()
+        .read(0, usize::MAX)
+        .unwrap();
+    let log_bytes = read.bytes.as_ptr_range();
+    let mut consumer = earliest(&broker);
+    consumer.assign(partitions("zero-copy", 1)).unwrap();
+    for record in consume(&mut consumer, 5) {
+        for field in [record.key.as_ref(), record.value.as_ref()] {
+            let field = field.unwrap().as_ptr_range();
+            assert!(
+                log_bytes.start <= field.start && field.end <= log_bytes.end,
+                "offset {} was copied out of the log",
+                record.offset
+            );
+        }
+    }
+}
+
+/// On a topic that flushes every append, a send completes only once its record is flushed:
+/// the log's recovery point (everything below it is on disk) is past it when the send returns.
+#[test]
+fn a_send_to_a_topic_that_flushes_every_append_completes_after_the_flush() {
+    let (_dir, broker) = broker();
+    let config = TopicConfig {
+        flush: logbus::log::FlushPolicy::EveryAppend,
+        ..TopicConfig::with_partitions(1)
+    };
+    broker.create_topic("durable", config).unwrap();
+    broker
+        .create_topic("lazy", TopicConfig::with_partitions(1))
+        .unwrap();
+    let producer = Producer::new(&broker).unwrap();
+    for i in 0..5 {
+        let sent = producer
+            .send_and_wait(ProducerRecord::new("durable", format!("{i}")))
+            .unwrap();
+        let log_recovery = broker.replica("durable", 0).unwrap().log().recovery_point();
+        assert!(
+            log_recovery > sent.offset.unwrap(),
+            "offset {i} acknowledged unflushed"
+        );
+        producer
+            .send_and_wait(ProducerRecord::new("lazy", format!("{i}")))
+            .unwrap();
+    }
+    // The check above can fail: without the flush policy nothing is flushed yet.
+    assert_eq!(broker.replica("lazy", 0).unwrap().log().recovery_point(), 0);
+}
+
+/// A consumer reads only below the high watermark: records a leader appended but has not
+/// committed stay invisible (even to `seek_to_end`) until the high watermark passes them, and
+/// the move wakes a waiting poll.
+#[test]
+fn a_consumer_reads_only_below_the_high_watermark() {
+    let (_dir, broker) = broker();
+    broker
+        .create_topic("committed", TopicConfig::with_partitions(1))
+        .unwrap();
+    produce_values(&broker, "committed", 3);
+    let replica = broker.replica("committed", 0).unwrap();
+    // Appended as a leader does before its followers have it: the high watermark stays.
+    let mut builder = logbus::record::BatchBuilder::new(logbus::record::BatchSpec::default());
+    for value in ["3", "4"] {
+        builder.append(1, None, Some(value.as_bytes()), &[]);
+    }
+    replica
+        .append_as_leader(&builder.finish(), replica.leader_epoch())
+        .unwrap();
+    let partition = &broker.describe_topic("committed").unwrap().partitions[0];
+    assert_eq!((partition.log_end_offset, partition.high_watermark), (5, 3));
+
+    let mut consumer = earliest(&broker);
+    consumer.assign(partitions("committed", 1)).unwrap();
+    let first: Vec<String> = consume(&mut consumer, 3).iter().map(value_of).collect();
+    assert_eq!(first, ["0", "1", "2"]);
+    assert!(consumer
+        .poll(Duration::from_millis(100))
+        .unwrap()
+        .is_empty());
+    let mut tail = earliest(&broker);
+    tail.assign(partitions("committed", 1)).unwrap();
+    tail.seek_to_end(&partitions("committed", 1)).unwrap();
+    assert_eq!(
+        tail.position(&TopicPartition::new("committed", 0)).unwrap(),
+        3
+    );
+
+    let waiting = thread::spawn(move || {
+        let polled = consumer.poll(Duration::from_secs(10)).unwrap();
+        polled.iter().map(value_of).collect::<Vec<String>>()
+    });
+    thread::sleep(Duration::from_millis(50));
+    replica.advance_high_watermark(5);
+    assert_eq!(waiting.join().unwrap(), ["3", "4"]);
+}
