@@ -8,12 +8,15 @@
 //! call them in loops; a deterministic simulation calls them itself, in an order it chooses,
 //! with a manual clock, so a seed replays the same run.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
+use rustc_hash::FxHashMap;
 
 use super::controller::{
     self, ensure_controller, read_assignment, read_state, write_state, ControllerConfig,
@@ -106,7 +109,55 @@ pub trait LeadershipListener: Send + Sync {
     fn resigned(&self, partition: u32);
 }
 
-type PartitionKey = (Arc<str>, u32);
+/// A hosted partition: topic and number. The map of hosted partitions is looked up on every
+/// append; it borrows its keys as [`KeyParts`], so a lookup by `(&str, u32)` allocates nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PartitionKey(Arc<str>, u32);
+
+/// A partition key's topic and number, whoever owns them.
+trait KeyParts {
+    fn parts(&self) -> (&str, u32);
+}
+
+impl KeyParts for PartitionKey {
+    fn parts(&self) -> (&str, u32) {
+        (&self.0, self.1)
+    }
+}
+
+impl KeyParts for (&str, u32) {
+    fn parts(&self) -> (&str, u32) {
+        *self
+    }
+}
+
+// `Borrow` requires the borrowed form to hash and compare as the owned one: both go through
+// `parts`.
+impl Hash for PartitionKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.parts().hash(state);
+    }
+}
+
+impl Hash for dyn KeyParts + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.parts().hash(state);
+    }
+}
+
+impl PartialEq for dyn KeyParts + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn KeyParts + '_ {}
+
+impl<'a> Borrow<dyn KeyParts + 'a> for PartitionKey {
+    fn borrow(&self) -> &(dyn KeyParts + 'a) {
+        self
+    }
+}
 
 /// Work noted by events and done by the next control step.
 #[derive(Debug, Default)]
@@ -138,7 +189,7 @@ pub struct ReplicaManager {
     transport: Arc<dyn Transport>,
     clock: Arc<dyn Clock>,
     host: Arc<dyn ReplicaHost>,
-    partitions: RwLock<HashMap<PartitionKey, Arc<ReplicatedPartition>>>,
+    partitions: RwLock<FxHashMap<PartitionKey, Arc<ReplicatedPartition>>>,
     /// Who is told of leadership changes, per topic.
     listeners: RwLock<HashMap<String, Arc<dyn LeadershipListener>>>,
     assignments: Mutex<HashMap<String, Assignment>>,
@@ -201,7 +252,7 @@ impl ReplicaManager {
             transport,
             clock,
             host,
-            partitions: RwLock::new(HashMap::new()),
+            partitions: RwLock::new(FxHashMap::default()),
             listeners: RwLock::new(HashMap::new()),
             assignments: Mutex::new(HashMap::new()),
             work: Mutex::new(Work {
@@ -244,7 +295,7 @@ impl ReplicaManager {
     pub fn partition(&self, topic: &str, partition: u32) -> Option<Arc<ReplicatedPartition>> {
         self.partitions
             .read()
-            .get(&(Arc::from(topic), partition))
+            .get(&(topic, partition) as &dyn KeyParts)
             .cloned()
     }
 
@@ -511,8 +562,11 @@ impl ReplicaManager {
         partition: u32,
         replicas: &[i32],
     ) -> Result<Arc<ReplicatedPartition>, ReplicationError> {
-        let key: PartitionKey = (Arc::from(topic), partition);
-        if let Some(existing) = self.partitions.read().get(&key) {
+        if let Some(existing) = self
+            .partitions
+            .read()
+            .get(&(topic, partition) as &dyn KeyParts)
+        {
             return Ok(Arc::clone(existing));
         }
         let session = self.session();
@@ -529,7 +583,10 @@ impl ReplicaManager {
             self.config.planted_bugs,
         ));
         Ok(Arc::clone(
-            self.partitions.write().entry(key).or_insert(local),
+            self.partitions
+                .write()
+                .entry(PartitionKey(Arc::from(topic), partition))
+                .or_insert(local),
         ))
     }
 
@@ -569,7 +626,7 @@ impl ReplicaManager {
             .iter()
             .map(|(key, partition)| (key.clone(), Arc::clone(partition)))
             .collect();
-        for ((topic, number), partition) in partitions {
+        for (PartitionKey(topic, number), partition) in partitions {
             let Some(proposal) = partition.isr_change(now_ms, self.config.replica_lag_time_max_ms)
             else {
                 continue;
@@ -768,7 +825,7 @@ impl ReplicaManager {
         )],
     ) -> Result<(), ReplicationError> {
         let mut queries = Vec::new();
-        for ((topic, partition), local, target) in truncating {
+        for (PartitionKey(topic, partition), local, target) in truncating {
             match target.latest_local_epoch {
                 // An empty log (or one without epochs) has nothing to cut.
                 None => local.truncate_for_leader(target.epoch, None).map(|_| ())?,
@@ -792,9 +849,13 @@ impl ReplicaManager {
             },
         )?;
         for answer in response.partitions {
-            let Some((_, local, target)) = truncating.iter().find(|((topic, partition), _, _)| {
-                *topic == answer.topic && *partition == answer.partition
-            }) else {
+            let Some((_, local, target)) =
+                truncating
+                    .iter()
+                    .find(|(PartitionKey(topic, partition), _, _)| {
+                        *topic == answer.topic && *partition == answer.partition
+                    })
+            else {
                 continue;
             };
             match answer.result {
@@ -822,19 +883,25 @@ impl ReplicaManager {
             max_partition_bytes: self.config.replica_fetch_max_bytes,
             partitions: fetching
                 .iter()
-                .map(|((topic, partition), _, target)| FetchPartition {
-                    topic: Arc::clone(topic),
-                    partition: *partition,
-                    fetch_offset: target.fetch_offset,
-                    current_leader_epoch: target.epoch,
-                })
+                .map(
+                    |(PartitionKey(topic, partition), _, target)| FetchPartition {
+                        topic: Arc::clone(topic),
+                        partition: *partition,
+                        fetch_offset: target.fetch_offset,
+                        current_leader_epoch: target.epoch,
+                    },
+                )
                 .collect(),
         };
         let response = self.transport.fetch(self.broker_id, leader, request)?;
         for fetched in response.partitions {
-            let Some((_, local, target)) = fetching.iter().find(|((topic, partition), _, _)| {
-                *topic == fetched.topic && *partition == fetched.partition
-            }) else {
+            let Some((_, local, target)) =
+                fetching
+                    .iter()
+                    .find(|(PartitionKey(topic, partition), _, _)| {
+                        *topic == fetched.topic && *partition == fetched.partition
+                    })
+            else {
                 continue;
             };
             match fetched.result {
@@ -1061,4 +1128,25 @@ fn open_registered_session(
     session.add_watch("/brokers", AddWatchMode::PersistentRecursive)?;
     session.add_watch(CONTROLLER_PATH, AddWatchMode::Persistent)?;
     Ok((session, registration))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A partition is found by `(&str, u32)` exactly when its owned key is in the map: the
+    /// borrowed form hashes and compares as the owned one, which `Borrow` requires.
+    #[test]
+    fn partition_keys_are_found_by_borrowed_parts() {
+        let mut map: FxHashMap<PartitionKey, u32> = FxHashMap::default();
+        for (topic, partition) in [("orders", 0), ("orders", 1), ("order", 10), ("s", 1)] {
+            map.insert(PartitionKey(Arc::from(topic), partition), partition * 7);
+        }
+        let find = |topic: &str, partition: u32| map.get(&(topic, partition) as &dyn KeyParts);
+        assert_eq!(find("orders", 1), Some(&7));
+        assert_eq!(find("order", 10), Some(&70));
+        assert_eq!(find("orders", 10), None);
+        assert_eq!(find("order", 1), None);
+        assert_eq!(find("s", 1), Some(&7));
+    }
 }
