@@ -36,6 +36,21 @@ fn broker() -> (TempDir, Broker) {
     (dir, broker)
 }
 
+/// Like [`broker`], on `clock`.
+fn broker_with_clock(clock: &ManualClock) -> (TempDir, Broker) {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open_with(
+        dir.path(),
+        BrokerConfig {
+            clock: Arc::new(clock.clone()),
+            maintenance_interval_ms: None,
+            ..BrokerConfig::default()
+        },
+    )
+    .unwrap();
+    (dir, broker)
+}
+
 fn partitions(topic: &str, count: u32) -> Vec<TopicPartition> {
     (0..count).map(|p| TopicPartition::new(topic, p)).collect()
 }
@@ -523,17 +538,8 @@ fn acks_none_leader_and_all() {
 
 #[test]
 fn a_log_append_time_topic_reports_the_brokers_timestamp() {
-    let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(1_700_000_000_000);
-    let broker = Broker::open_with(
-        dir.path(),
-        BrokerConfig {
-            clock: Arc::new(clock.clone()),
-            maintenance_interval_ms: None,
-            ..BrokerConfig::default()
-        },
-    )
-    .unwrap();
+    let (_dir, broker) = broker_with_clock(&clock);
     let config = TopicConfig {
         message_timestamp_type: TimestampType::LogAppendTime,
         ..TopicConfig::default()
@@ -1153,17 +1159,8 @@ fn a_custom_partitioner_places_records_without_an_explicit_partition() {
 /// A record sent without a timestamp gets CreateTime from the broker's clock.
 #[test]
 fn a_record_without_a_timestamp_gets_the_clocks_create_time() {
-    let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(1_650_000_000_000);
-    let broker = Broker::open_with(
-        dir.path(),
-        BrokerConfig {
-            clock: Arc::new(clock.clone()),
-            maintenance_interval_ms: None,
-            ..BrokerConfig::default()
-        },
-    )
-    .unwrap();
+    let (_dir, broker) = broker_with_clock(&clock);
     broker
         .create_topic("clocked", TopicConfig::with_partitions(1))
         .unwrap();

@@ -480,14 +480,10 @@ mod tests {
     use super::*;
     use crate::log::segment::HEADERS_SCANNED;
 
-    /// A read at the log end while a batch is half appended (its index entry written, the batch
-    /// not yet published) finds nothing and decodes no header. It used to take that entry for a
-    /// corrupt one and scan the whole segment from its start. Reads of the last batch and of
-    /// earlier ones still find theirs.
-    #[test]
-    fn a_read_at_the_end_during_an_append_does_not_scan_the_segment() {
+    /// A log of 2000 one-record batches, record `i` at offset `i` with timestamp `i`.
+    fn one_record_batches(name: &str) -> (tempfile::TempDir, Log) {
         let dir = tempfile::tempdir().unwrap();
-        let log = Log::open(dir.path().join("tail-0"), LogConfig::default()).unwrap();
+        let log = Log::open(dir.path().join(name), LogConfig::default()).unwrap();
         let value = [7u8; 100];
         for i in 0..2_000 {
             let record = NewRecord {
@@ -498,6 +494,16 @@ mod tests {
             };
             log.append_records(&[record], 0).unwrap();
         }
+        (dir, log)
+    }
+
+    /// A read at the log end while a batch is half appended (its index entry written, the batch
+    /// not yet published) finds nothing and decodes no header. It used to take that entry for a
+    /// corrupt one and scan the whole segment from its start. Reads of the last batch and of
+    /// earlier ones still find theirs.
+    #[test]
+    fn a_read_at_the_end_during_an_append_does_not_scan_the_segment() {
+        let (_dir, log) = one_record_batches("tail-0");
         let end = log.log_end_offset();
         {
             // What the writer has done when a reader comes between its index entry and its
@@ -532,18 +538,7 @@ mod tests {
     /// a corrupt one and scan the whole segment.
     #[test]
     fn a_lookup_by_time_during_an_append_does_not_scan_the_segment() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = Log::open(dir.path().join("times-0"), LogConfig::default()).unwrap();
-        let value = [7u8; 100];
-        for i in 0..2_000 {
-            let record = NewRecord {
-                timestamp: i,
-                key: None,
-                value: Some(&value),
-                headers: &[],
-            };
-            log.append_records(&[record], 0).unwrap();
-        }
+        let (_dir, log) = one_record_batches("times-0");
         let end = log.log_end_offset();
         {
             // The next batch's largest timestamp equals the largest published one, and it is
