@@ -471,6 +471,43 @@ fn known_fetch_tags_follow_the_crate() {
     );
 }
 
+/// A tag may appear once. Found by the `kafka_frame` fuzz target: a Fetch whose first
+/// `cluster_id` (tag 0) held a compact string longer than its tag, and whose second was valid.
+/// Ours kept the last and accepted; the crate reads tags in order, ran off the end reading the
+/// first, and refused: the two read different requests in the same bytes. Now both refuse.
+#[test]
+fn a_repeated_tag_is_refused() {
+    let request = FetchRequest::sample(12, &mut Values::new(1))
+        .with_cluster_id(None)
+        .with_unknown_tagged_fields(BTreeMap::new());
+    let mut body = encode(&request, 12).to_vec();
+    assert_eq!(body.pop(), Some(0), "no tagged fields");
+    // Two tagged fields: tag 0 of 1 byte claiming a 40-byte string, then tag 0 holding "".
+    body.extend_from_slice(&[2, 0, 1, 41, 0, 1, 1]);
+    let body = Bytes::from(body);
+    assert!(FetchRequest::decode(&mut body.clone(), 12).is_err());
+    assert_eq!(
+        decode_bounded(ApiKey::Fetch, 12, &body),
+        Err(DecodeError::Invalid {
+            field: "FetchRequest",
+            reason: "a tag repeated"
+        })
+    );
+    // The same tag twice, both valid: still refused (an unknown tag, too).
+    for tag in [0, 7] {
+        let mut body = encode(&request, 12).to_vec();
+        body.pop();
+        body.extend_from_slice(&[2, tag, 1, 1, tag, 1, 1]);
+        assert_eq!(
+            decode_bounded(ApiKey::Fetch, 12, &body),
+            Err(DecodeError::Invalid {
+                field: "FetchRequest",
+                reason: "a tag repeated"
+            })
+        );
+    }
+}
+
 /// An API served, a version of it, and a sample body.
 fn sample_body(api_index: usize, version_pick: u16, seed: u64) -> (ApiKey, i16, Bytes) {
     let api = SUPPORTED_APIS[api_index % SUPPORTED_APIS.len()];

@@ -249,7 +249,15 @@ impl<'a> Reader<'a> {
             let size = self.unsigned_varint(field)?;
             let size = usize::try_from(size).map_err(|_| DecodeError::Truncated { field })?;
             let value = self.take(size, field)?;
-            fields.insert(tag, value);
+            // A tag may appear once. Kept twice, the last would win here while a decoder that
+            // reads tags in order (the `kafka-protocol` crate's) reads the first: the two
+            // would see different requests in the same bytes.
+            if fields.insert(tag, value).is_some() {
+                return Err(DecodeError::Invalid {
+                    field,
+                    reason: "a tag repeated",
+                });
+            }
         }
         Ok(fields)
     }
